@@ -1,0 +1,12 @@
+"""Layer 1: the checks, one module per step. Pure functions of a Context; no processes of their own."""
+
+from __future__ import annotations
+
+from autograder.checks import step01_model, step05_image
+from autograder.checks.registry import StepChecks
+
+STEP_CHECKS: dict[str, StepChecks] = {module.STEP.step_id: module.STEP for module in (step01_model, step05_image)}
+
+
+def for_step(step_id: str) -> StepChecks:
+    return STEP_CHECKS[step_id]

@@ -1,0 +1,362 @@
+"""Step 01, model inference: grades ``service/model.py``.
+
+Each check sends a short probe to the learner's code in a separate Python process (the runner
+decides how), so an endless loop or a crash in the learner's code fails that check only.
+The probes measure; the verdicts are decided here, where they can be read.
+"""
+
+from __future__ import annotations
+
+
+from autograder.checks.context import Context
+from autograder.checks.registry import StepChecks
+from autograder.checks.result import Outcome
+from autograder.checks.samples import PHOTOS, photo_path
+
+STEP = StepChecks("01")
+MODEL_FILE = "service/model.py"
+PUBLIC_NAMES = ("preprocess", "load_classifier", "Classifier", "Prediction", "WeightsInfo", "RandomWeightsNotAllowed")
+PREPROCESS_TOLERANCE = 1e-5
+PROBABILITY_TOLERANCE = 1e-4
+
+# Shared by the probes that need reference weights: a seeded ResNet50 saved as a state_dict file.
+_REFERENCE_WEIGHTS = """
+import torch, torchvision
+from PIL import Image
+from torchvision.models import ResNet50_Weights, resnet50
+
+def reference_weights(path, seed=123):
+    torch.manual_seed(seed)
+    net = resnet50(weights=None).eval()
+    torch.save(net.state_dict(), path)
+    return net
+
+def reference_probabilities(net, image):
+    batch = ResNet50_Weights.IMAGENET1K_V2.transforms()(image.convert("RGB")).unsqueeze(0)
+    with torch.inference_mode():
+        return torch.softmax(net(batch), dim=1)[0]
+"""
+
+
+def _probe(ctx: Context, body: str, timeout: float = 120) -> tuple[object | None, str]:
+    """Run ``body`` (which defines ``probe()``) and return (value, failure message)."""
+    if not ctx.file(MODEL_FILE).is_file():
+        return None, f"{MODEL_FILE} does not exist in {ctx.workspace}"
+    result = ctx.run_python(body, timeout=timeout)
+    if not result.ok:
+        return None, result.describe_failure()
+    return result.value, ""
+
+
+@STEP.check(
+    "model-imports",
+    "service/model.py imports, with every exercise filled in",
+    points=1,
+    hint="Run the %%writefile cell that writes service/model.py after replacing each "
+    "`raise NotImplementedError()`; keep work such as loading weights out of module level, so "
+    "importing the module is quick and free of side effects.",
+)
+def model_imports(ctx: Context) -> Outcome:
+    value, failure = _probe(
+        ctx,
+        f"""
+import ast, importlib, inspect, time
+
+def _stubbed(tree):
+    # Functions whose body still raises NotImplementedError: the exercise stubs.
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for inner in ast.walk(node):
+                if isinstance(inner, ast.Raise) and "NotImplementedError" in ast.unparse(inner.exc or inner):
+                    found.append(node.name)
+                    break
+    return found
+
+def probe():
+    started = time.perf_counter()
+    module = importlib.import_module("service.model")
+    seconds = time.perf_counter() - started
+    tree = ast.parse(inspect.getsource(module))
+    return {{"missing": [n for n in {PUBLIC_NAMES!r} if not hasattr(module, n)], "seconds": seconds,
+             "stubbed": _stubbed(tree)}}
+""",
+        timeout=60,
+    )
+    if failure:
+        return Outcome.fail(f"importing service.model failed: {failure}")
+    if value["missing"]:
+        return Outcome.fail("service/model.py does not define: " + ", ".join(value["missing"]))
+    if value["stubbed"]:
+        return Outcome.fail("still an exercise stub (raise NotImplementedError) in: " + ", ".join(value["stubbed"]))
+    return Outcome.ok("imports, defines every public name, no stub left", import_seconds=f"{value['seconds']:.2f}")
+
+
+@STEP.check(
+    "preprocess-matches-torchvision",
+    "preprocess() equals the transforms ResNet50 weights prescribe",
+    points=2,
+    hint="Read ResNet50_Weights.IMAGENET1K_V2.transforms(): resize the short side (bilinear, "
+    "antialiased), centre-crop, scale to [0, 1], then normalise with the ImageNet mean and std. "
+    "Convert to RGB first so grayscale and RGBA images work too.",
+)
+def preprocess_matches_torchvision(ctx: Context) -> Outcome:
+    paths = [str(photo_path(name)) for name in PHOTOS[:2]]
+    value, failure = _probe(
+        ctx,
+        f"""
+import torch
+from PIL import Image
+from torchvision.models import ResNet50_Weights
+from service.model import preprocess
+
+def probe():
+    expected_transform = ResNet50_Weights.IMAGENET1K_V2.transforms()
+    rows = []
+    for path in {paths!r}:
+        with Image.open(path) as photo:
+            photo.load()
+        for mode in ("RGB", "L", "RGBA"):
+            image = photo.convert(mode)
+            got = preprocess(image)
+            expected = expected_transform(image.convert("RGB"))
+            row = {{"image": path.rsplit("/", 1)[-1] + ":" + mode, "type": type(got).__name__}}
+            if isinstance(got, torch.Tensor):
+                row.update(shape=list(got.shape), dtype=str(got.dtype))
+                if got.shape == expected.shape:
+                    row["max_diff"] = float((got.float() - expected).abs().max())
+            rows.append(row)
+    return rows
+""",
+    )
+    if failure:
+        return Outcome.fail(f"preprocess() failed: {failure}")
+    worst = 0.0
+    for row in value:
+        if row["type"] != "Tensor":
+            return Outcome.fail(f"preprocess() returned a {row['type']} for {row['image']}, not a torch.Tensor")
+        if row["shape"] != [3, 224, 224] or row["dtype"] != "torch.float32":
+            return Outcome.fail(
+                f"preprocess() gave shape {row['shape']} {row['dtype']} for {row['image']}; "
+                "expected [3, 224, 224] torch.float32 (one image, no batch dimension)"
+            )
+        worst = max(worst, row["max_diff"])
+        if row["max_diff"] > PREPROCESS_TOLERANCE:
+            return Outcome.fail(
+                f"preprocess() differs from torchvision's transforms on {row['image']}: "
+                f"max abs difference {row['max_diff']:.3g} > {PREPROCESS_TOLERANCE:g}"
+            )
+    return Outcome.ok(f"matches on {len(value)} photo/mode pairs", max_abs_difference=f"{worst:.2g}")
+
+
+@STEP.check(
+    "random-weights-explicit",
+    "random weights only when allowed, seeded and labelled",
+    points=2,
+    hint="With no weights file and no cached torchvision weights, load_classifier() must raise "
+    "RandomWeightsNotAllowed unless allow_random=True; random weights come from "
+    "torch.manual_seed(seed) and WeightsInfo says they are random.",
+)
+def random_weights_explicit(ctx: Context) -> Outcome:
+    value, failure = _probe(
+        ctx,
+        """
+import os, tempfile, torch
+os.environ["TORCH_HOME"] = tempfile.mkdtemp()  # an empty torchvision cache
+from service.model import load_classifier, RandomWeightsNotAllowed
+
+def outputs(classifier):
+    torch.manual_seed(0)
+    batch = torch.rand(1, 3, 224, 224)
+    with torch.inference_mode():
+        return classifier.model(batch)
+
+def probe():
+    facts = {}
+    try:
+        load_classifier(weights_path=None)
+        facts["refused"] = "no error"
+    except RandomWeightsNotAllowed:
+        facts["refused"] = "yes"
+    except Exception as error:
+        facts["refused"] = f"{type(error).__name__}: {error}"
+    first = load_classifier(weights_path=None, allow_random=True, seed=7)
+    again = load_classifier(weights_path=None, allow_random=True, seed=7)
+    other = load_classifier(weights_path=None, allow_random=True, seed=8)
+    facts["is_random"] = bool(first.weights.is_random)
+    facts["source"] = str(first.weights.source)
+    facts["same_seed_equal"] = bool(torch.equal(outputs(first), outputs(again)))
+    facts["other_seed_differs"] = not bool(torch.equal(outputs(first), outputs(other)))
+    return facts
+""",
+    )
+    if failure:
+        return Outcome.fail(f"loading random weights failed: {failure}")
+    if value["refused"] != "yes":
+        return Outcome.fail(
+            "load_classifier() without weights and without allow_random=True should raise "
+            f"RandomWeightsNotAllowed; it gave: {value['refused']}"
+        )
+    if not value["is_random"] or value["source"] != "random":
+        return Outcome.fail(
+            f"random weights must be labelled: got is_random={value['is_random']}, source={value['source']!r}"
+        )
+    if not value["same_seed_equal"]:
+        return Outcome.fail("two classifiers with the same seed give different outputs: seed before building")
+    if not value["other_seed_differs"]:
+        return Outcome.fail("different seeds give the same weights: is the seed used?")
+    return Outcome.ok("refused without permission; seeded, reproducible and labelled when allowed")
+
+
+@STEP.check(
+    "weights-file-loaded",
+    "weights load from a configured file",
+    points=2,
+    hint="torch.load(path, map_location='cpu', weights_only=True) gives a state_dict; load it with "
+    "model.load_state_dict(...). A missing file is an error that names the path, never a silent "
+    "fall-back to random weights.",
+)
+def weights_file_loaded(ctx: Context) -> Outcome:
+    value, failure = _probe(
+        ctx,
+        _REFERENCE_WEIGHTS
+        + """
+import os, tempfile
+from service.model import load_classifier
+
+def probe():
+    folder = tempfile.mkdtemp()
+    path = os.path.join(folder, "resnet50-test.pt")
+    reference = reference_weights(path)
+    classifier = load_classifier(weights_path=path)
+    torch.manual_seed(0)
+    batch = torch.rand(2, 3, 224, 224)
+    with torch.inference_mode():
+        diff = float((classifier.model(batch) - reference(batch)).abs().max())
+    missing = os.path.join(folder, "no-such-weights.pt")
+    try:
+        load_classifier(weights_path=missing, allow_random=True)
+        missing_error = "no error"
+    except Exception as error:
+        missing_error = f"{type(error).__name__}: {error}"
+    return {"diff": diff, "is_random": bool(classifier.weights.is_random),
+            "source": str(classifier.weights.source), "missing_error": missing_error,
+            "missing_named": "no-such-weights.pt" in missing_error}
+""",
+    )
+    if failure:
+        return Outcome.fail(f"loading a weights file failed: {failure}")
+    if value["diff"] > 1e-4:
+        return Outcome.fail(f"the model's outputs differ from the saved weights' (max {value['diff']:.3g})")
+    if value["is_random"] or value["source"] != "file":
+        return Outcome.fail(f"weights from a file should say source='file', is_random=False; got {value}")
+    if not value["missing_named"]:
+        return Outcome.fail(f"a missing weights file should raise an error naming it; got: {value['missing_error']}")
+    return Outcome.ok("loads a state_dict file; a missing file is an error that names it")
+
+
+@STEP.check(
+    "topk-contract",
+    "predict() returns the top-k classes, sorted, with ImageNet labels",
+    points=2,
+    hint="softmax the logits, take torch.topk(probabilities, k), and build Prediction(class_id, "
+    "label, probability) with the label from ResNet50_Weights.IMAGENET1K_V2.meta['categories'].",
+)
+def topk_contract(ctx: Context) -> Outcome:
+    photo = str(photo_path("chelsea.png"))
+    value, failure = _probe(
+        ctx,
+        _REFERENCE_WEIGHTS
+        + f"""
+import os, tempfile
+from service.model import load_classifier
+
+def probe():
+    path = os.path.join(tempfile.mkdtemp(), "w.pt")
+    reference = reference_weights(path)
+    classifier = load_classifier(weights_path=path)
+    categories = ResNet50_Weights.IMAGENET1K_V2.meta["categories"]
+    with Image.open({photo!r}) as image:
+        image.load()
+    expected = reference_probabilities(reference, image)
+    facts = {{}}
+    for k in (5, 1):
+        predictions = classifier.predict(image, top_k=k)
+        rows = [[int(p.class_id), str(p.label), float(p.probability)] for p in predictions]
+        facts[str(k)] = {{
+            "rows": rows,
+            "labels_ok": all(label == categories[cid] for cid, label, _ in rows),
+            "expected_ids": [int(i) for i in torch.topk(expected, k).indices],
+            "max_prob_diff": max((abs(p - float(expected[cid])) for cid, _, p in rows), default=0.0),
+        }}
+    return facts
+""",
+    )
+    if failure:
+        return Outcome.fail(f"predict() failed: {failure}")
+    for k, facts in ((5, value["5"]), (1, value["1"])):
+        rows = facts["rows"]
+        if len(rows) != k:
+            return Outcome.fail(f"predict(image, top_k={k}) returned {len(rows)} predictions")
+        probabilities = [p for _, _, p in rows]
+        if probabilities != sorted(probabilities, reverse=True):
+            return Outcome.fail(f"predictions are not sorted by probability, highest first: {probabilities}")
+        if not facts["labels_ok"]:
+            return Outcome.fail("a label does not match its class_id in the ImageNet category list")
+        if [cid for cid, _, _ in rows] != facts["expected_ids"]:
+            return Outcome.fail(
+                f"top-{k} class ids {[c for c, _, _ in rows]} differ from the expected {facts['expected_ids']}"
+            )
+        if facts["max_prob_diff"] > PROBABILITY_TOLERANCE:
+            return Outcome.fail(
+                f"probabilities differ from softmax(logits) by {facts['max_prob_diff']:.3g}: "
+                "softmax over all 1000 classes, before taking the top k"
+            )
+    top = value["5"]["rows"][0]
+    return Outcome.ok(f"top-5 sorted and labelled (top: {top[1]} {top[2]:.4f})")
+
+
+@STEP.check(
+    "inference-mode",
+    "the model runs in eval mode without tracking gradients",
+    points=1,
+    hint="Call model.eval() once after loading, and run the forward pass inside "
+    "torch.inference_mode(): in training mode batch norm changes its statistics on every request.",
+)
+def inference_mode(ctx: Context) -> Outcome:
+    photo = str(photo_path("chelsea.png"))
+    value, failure = _probe(
+        ctx,
+        f"""
+import torch
+from PIL import Image
+from service.model import load_classifier
+
+def probe():
+    classifier = load_classifier(weights_path=None, allow_random=True, seed=0)
+    model = classifier.model
+    stats = {{name: buf.clone() for name, buf in model.named_buffers() if "running" in name}}
+    grad_seen = []
+    hook = model.register_forward_hook(lambda m, i, o: grad_seen.append(bool(o.requires_grad)))
+    with Image.open({photo!r}) as image:
+        first = [p.probability for p in classifier.predict(image, top_k=3)]
+        second = [p.probability for p in classifier.predict(image, top_k=3)]
+    hook.remove()
+    changed = [n for n, b in model.named_buffers() if n in stats and not torch.equal(stats[n], b)]
+    return {{"training": bool(model.training), "changed": changed[:3], "grad": any(grad_seen),
+            "calls": len(grad_seen), "repeatable": first == second}}
+""",
+    )
+    if failure:
+        return Outcome.fail(f"predict() failed: {failure}")
+    if value["training"] or value["changed"]:
+        return Outcome.fail(f"the model is in training mode (batch-norm statistics changed: {value['changed']})")
+    if value["calls"] == 0:
+        return Outcome.fail("predict() did not call classifier.model: keep the network in .model")
+    if value["grad"]:
+        return Outcome.fail("the forward pass tracked gradients: wrap it in torch.inference_mode()")
+    if not value["repeatable"]:
+        return Outcome.fail("the same image gave different probabilities twice")
+    return Outcome.ok("eval mode, no gradients, repeatable")
+
+

@@ -1,0 +1,174 @@
+"""``python -m autograder``: parses arguments and calls the layers below. No logic of its own."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from autograder import course
+from autograder.errors import AutograderError
+
+EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
+
+
+def _check(args) -> int:
+    from autograder.grading import grade_step
+    from autograder.reports import results_json, terminal
+
+    report = grade_step(args.step, args.workspace)
+    print(terminal.step_table(report))
+    if args.json:
+        results_json.write([report], args.json)
+    return EXIT_OK if report.all_passed else EXIT_FAILED
+
+
+def _release(args) -> int:
+    from autograder.release.pipeline import release
+
+    found = release(check=args.check)
+    if args.check:
+        if found:
+            print("exercises/ differs from what solutions/ generates:")
+            print("\n".join("  " + line for line in found))
+            print("regenerate it with: python -m autograder release")
+            return EXIT_FAILED
+        print("exercises/ is up to date with solutions/")
+        return EXIT_OK
+    print("\n".join(["exercises/ regenerated:", *("  " + line for line in found)]) if found else "exercises/ was already up to date")
+    return EXIT_OK
+
+
+def _run_solutions(args) -> int:
+    from autograder.reference import run_solutions
+
+    run = run_solutions(check=args.check)
+    if not run.differences:
+        print(f"the committed reference workspace equals what the notebooks write ({course.REFERENCE_WORKSPACE})")
+        return EXIT_OK
+    if args.check:
+        print("the committed reference workspace differs from what the solution notebooks write:")
+        print("\n".join("  " + line for line in run.differences))
+        print("update it with: python -m autograder run-solutions")
+        return EXIT_FAILED
+    print("\n".join(["reference workspace updated:", *("  " + line for line in run.differences)]))
+    return EXIT_OK
+
+
+def _offline(args) -> int:
+    from autograder.runners import offline
+
+    if args.offline_command == "base-image":
+        if args.stand_in:
+            offline.build_stand_in(offline.BASE_IMAGE)
+            print(f"{offline.BASE_IMAGE} built as the offline stand-in")
+        else:
+            print(offline.ensure_base_image(allow_pull=not args.no_pull))
+    elif args.offline_command == "wheelhouse":
+        requirements = args.requirements or [course.REFERENCE_WORKSPACE / "requirements.txt"]
+        print(f"wheelhouse ready: {offline.build_wheelhouse(requirements)}")
+    elif args.offline_command == "serve":
+        import time
+
+        with offline.serve_wheelhouse(port=args.port) as url:
+            print(f"serving {offline.wheelhouse_dir()} at {url} (Ctrl-C to stop)")
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                pass
+    elif args.offline_command == "setup":
+        print(offline.ensure_base_image(allow_pull=not args.no_pull))
+        print(f"wheelhouse ready: {offline.build_wheelhouse([course.REFERENCE_WORKSPACE / 'requirements.txt'])}")
+    return EXIT_OK
+
+
+def _demo(args) -> int:
+    from autograder.grading import grade_step
+    from autograder.reports import results_json, terminal
+    from autograder.runners import docker as docker_runner
+    from autograder.runners import offline
+
+    available, why = docker_runner.engine_available()
+    if available:
+        print(offline.ensure_base_image(allow_pull=not args.no_pull))
+        print(f"wheelhouse ready: {offline.build_wheelhouse([course.REFERENCE_WORKSPACE / 'requirements.txt'])}")
+    else:
+        print(f"no Docker engine ({why}): the container checks will be reported as skipped")
+    reports = []
+    for step in course.STEPS:
+        print(f"\ngrading step {step.id} of the reference workspace ...", flush=True)
+        report = grade_step(step.id, course.REFERENCE_WORKSPACE)
+        print(terminal.step_table(report))
+        reports.append(report)
+    print()
+    print(terminal.summary_table(reports))
+    results_json.write(reports, course.BUILD_DIR / "demo-results.json")
+    print(f"\nresults JSON: {course.BUILD_DIR / 'demo-results.json'}")
+    return EXIT_OK if all(r.all_passed for r in reports) else EXIT_FAILED
+
+
+def _clean(args) -> int:
+    from autograder.runners import docker as docker_runner
+
+    containers = docker_runner.remove_leftover_containers()
+    images = docker_runner.prune_images(keep=args.keep)
+    print(f"removed {len(containers)} container(s) and {len(images)} image(s) the autograder had left")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    check = commands.add_parser("check", help="grade one step of a workspace")
+    check.add_argument("step", help="step number, e.g. 01")
+    check.add_argument("--workspace", type=Path, default=course.STUDENT_WORKSPACE, help="default: %(default)s")
+    check.add_argument("--json", type=Path, help="also write the results as JSON to this file")
+    check.set_defaults(handler=_check)
+
+    release = commands.add_parser("release", help="generate exercises/ from solutions/ (nbgrader)")
+    release.add_argument("--check", action="store_true", help="only compare; exit 1 and list the files on drift")
+    release.set_defaults(handler=_release)
+
+    solutions = commands.add_parser("run-solutions", help="execute the solution notebooks with papermill")
+    solutions.add_argument("--check", action="store_true", help="exit 1 if the committed reference workspace differs")
+    solutions.set_defaults(handler=_run_solutions)
+
+    off = commands.add_parser("offline", help="base image and wheelhouse for machines without registry or internet")
+    off_commands = off.add_subparsers(dest="offline_command", required=True)
+    base = off_commands.add_parser("base-image", help="make sure python:3.11-slim exists (pull, or build a stand-in)")
+    base.add_argument("--no-pull", action="store_true", help="do not try a registry first")
+    base.add_argument("--stand-in", action="store_true", help="build the stand-in even if a registry answers")
+    wheels = off_commands.add_parser("wheelhouse", help="download the wheels image builds need")
+    wheels.add_argument("-r", "--requirements", type=Path, action="append", help="requirements file (repeatable)")
+    serve = off_commands.add_parser("serve", help="serve the wheelhouse on 127.0.0.1 until Ctrl-C")
+    serve.add_argument("--port", type=int, default=None)
+    setup = off_commands.add_parser("setup", help="base image and wheelhouse for the reference workspace")
+    setup.add_argument("--no-pull", action="store_true")
+    off.set_defaults(handler=_offline)
+
+    demo = commands.add_parser("demo", help="grade the reference workspace end to end and print the score table")
+    demo.add_argument("--no-pull", action="store_true", help="never try a registry for the base image")
+    demo.set_defaults(handler=_demo)
+
+    clean = commands.add_parser("clean", help="remove containers and old images the autograder left behind")
+    clean.add_argument("--keep", type=int, default=3, help="labelled images to keep as build cache")
+    clean.set_defaults(handler=_clean)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "port", "unset") is None:
+        from autograder.runners.offline import WHEELHOUSE_PORT
+
+        args.port = WHEELHOUSE_PORT
+    try:
+        return args.handler(args)
+    except AutograderError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("interrupted: containers started by this run were removed", file=sys.stderr)
+        return 130

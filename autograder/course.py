@@ -1,0 +1,62 @@
+"""Where things live in the repository and in what order the course runs.
+
+The single place that knows the layout, so that moving a folder is a one-line change.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SOLUTIONS_DIR = REPO_ROOT / "solutions"
+EXERCISES_DIR = REPO_ROOT / "exercises"
+# Generated at run time, ignored by git: executed notebooks, gradebooks, reports.
+BUILD_DIR = REPO_ROOT / "build"
+
+# nbgrader calls a set of notebooks handed out together an assignment; the course has one per module.
+ASSIGNMENT = "resnet-service"
+WORKSPACE_NAME = "workspace"
+REFERENCE_WORKSPACE = SOLUTIONS_DIR / ASSIGNMENT / WORKSPACE_NAME
+STUDENT_WORKSPACE = EXERCISES_DIR / ASSIGNMENT / WORKSPACE_NAME
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of the course: a notebook and the checks that grade what it builds."""
+
+    id: str
+    title: str
+    # File name inside the assignment folder. None while a step's checks exist before its notebook
+    # does: step 05's live checks grade the image that notebook 01 already writes.
+    notebook: str | None
+
+    @property
+    def solution_notebook(self) -> Path | None:
+        return SOLUTIONS_DIR / ASSIGNMENT / self.notebook if self.notebook else None
+
+
+# Course order.
+STEPS: tuple[Step, ...] = (
+    Step("01", "Model inference", "01-model-inference.ipynb"),
+    Step("05", "Container image", None),
+)
+
+
+def step(step_id: str) -> Step:
+    """Look up a step by its id ("01" or "1")."""
+    wanted = step_id.zfill(2)
+    for candidate in STEPS:
+        if candidate.id == wanted:
+            return candidate
+    known = ", ".join(s.id for s in STEPS)
+    from autograder.errors import AutograderError
+
+    raise AutograderError(f"there is no step {step_id!r} in this course", hint=f"pick one of: {known}")
+
+
+def cache_dir() -> Path:
+    """The one named cache of the course (wheelhouse, base-image rootfs); override with COURSE_CACHE_DIR."""
+    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "resnet-course"
+    return Path(os.environ.get("COURSE_CACHE_DIR", default))

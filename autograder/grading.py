@@ -1,0 +1,116 @@
+"""Wires the checks to the runners for one workspace: the one place that knows how a step is graded.
+
+Step 01's checks get a Python probe bound to the workspace; step 05's checks get a built image and
+a running container (or a reason they are skipped). Everything started here is removed here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from autograder import checks, course
+from autograder.checks.context import Context
+from autograder.checks.result import CheckResult, Verdict
+from autograder.errors import ContainerError, DockerUnavailable, WorkspaceError
+from autograder.runners import docker as docker_runner
+from autograder.runners import offline
+from autograder.runners.python_probe import probe_for
+
+# No trained weights can be downloaded on the course machines: graded containers run on seeded,
+# labelled random weights, and the predict check expects the answers to say so.
+GRADING_CONTAINER_ENV = {"MODEL_ALLOW_RANDOM_WEIGHTS": "1", "TORCH_NUM_THREADS": "1"}
+LIVE_STEPS = {"05"}
+
+
+@dataclass(frozen=True)
+class StepReport:
+    step: course.Step
+    results: list[CheckResult]
+
+    @property
+    def points(self) -> float:
+        return sum(r.points for r in self.results)
+
+    @property
+    def max_points(self) -> float:
+        return sum(r.max_points for r in self.results)
+
+    @property
+    def all_passed(self) -> bool:
+        return bool(self.results) and all(r.verdict is Verdict.PASSED for r in self.results)
+
+
+def resolve_workspace(workspace: Path | str) -> Path:
+    path = Path(workspace).expanduser().resolve()
+    if not path.is_dir():
+        raise WorkspaceError(
+            f"the workspace {path} does not exist",
+            hint="run the notebook's cells that write files (they create workspace/ next to the notebook), "
+            "or pass --workspace with the right folder",
+        )
+    return path
+
+
+def grade_step(step_id: str, workspace: Path | str, *, only: Iterable[str] | None = None) -> StepReport:
+    step = course.step(step_id)
+    path = resolve_workspace(workspace)
+    step_checks = checks.for_step(step.id)
+    if step.id in LIVE_STEPS:
+        with live_context(path) as context:
+            return StepReport(step, step_checks.run(context, only))
+    with tempfile.TemporaryDirectory(prefix="grade-") as scratch:
+        context = Context(workspace=path, run_python=probe_for(path), scratch=Path(scratch))
+        return StepReport(step, step_checks.run(context, only))
+
+
+def grade_workspace(workspace: Path | str, step_ids: Iterable[str] | None = None) -> list[StepReport]:
+    wanted = list(step_ids) if step_ids else [s.id for s in course.STEPS]
+    return [grade_step(step_id, workspace) for step_id in wanted]
+
+
+def image_tag(workspace: Path) -> str:
+    """One tag per workspace, so regrading replaces the image instead of piling up new ones."""
+    digest = hashlib.sha256(str(workspace).encode()).hexdigest()[:12]
+    return f"resnet-course/graded:{digest}"
+
+
+@contextlib.contextmanager
+def live_context(workspace: Path) -> Iterator[Context]:
+    """Build the workspace's image and run it; yield a Context describing what happened."""
+    available, why = docker_runner.engine_available()
+    if not available:
+        yield Context(workspace=workspace, extras={"skip": f"skipped: no Docker engine ({why})"})
+        return
+    docker_runner.remove_leftover_containers()
+    context = Context(workspace=workspace, extras={"random_weights_expected": True})
+    with contextlib.ExitStack() as cleanup:
+        cleanup.callback(docker_runner.prune_images)  # bounded image cache, also on errors
+        try:
+            context.extras["build"] = build_workspace_image(workspace)
+        except ContainerError as error:
+            context.extras["build_error"] = str(error)
+        else:
+            try:
+                context.service = cleanup.enter_context(
+                    docker_runner.run_service(context.extras["build"].tag, env=GRADING_CONTAINER_ENV)
+                )
+            except ContainerError as error:
+                context.service_error = str(error)
+        yield context
+
+
+def build_workspace_image(workspace: Path) -> docker_runner.BuildResult:
+    """Build with the offline wheelhouse served on loopback when the base image is the stand-in."""
+    try:
+        stand_in = docker_runner.image_exists(offline.BASE_IMAGE) and offline.is_stand_in()
+    except DockerUnavailable:
+        stand_in = False
+    if not stand_in:
+        return docker_runner.build_image(workspace, image_tag(workspace))
+    with offline.serve_wheelhouse():
+        return docker_runner.build_image(workspace, image_tag(workspace), network_mode="host")

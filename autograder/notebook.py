@@ -1,0 +1,28 @@
+"""What notebooks import: the checkpoint cell and a fresh import of the learner's modules."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+from autograder.grading import grade_step
+from autograder.reports.notebook import CheckpointReport
+
+
+def checkpoint(step_id: str, workspace: str | Path = "workspace", only: list[str] | None = None) -> CheckpointReport:
+    """Grade one step's visible checks; the cell shows a table and its value is the points earned."""
+    return CheckpointReport(grade_step(step_id, workspace, only=only))
+
+
+def import_workspace_module(name: str, workspace: str | Path = "workspace"):
+    """Import ``name`` from the workspace afresh, so the latest %%writefile is what runs."""
+    root = str(Path(workspace).resolve())
+    sys.dont_write_bytecode = True
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    package = name.split(".", 1)[0]
+    for loaded in [m for m in sys.modules if m == package or m.startswith(package + ".")]:
+        del sys.modules[loaded]
+    importlib.invalidate_caches()
+    return importlib.import_module(name)

@@ -1,0 +1,46 @@
+"""The reference workspace: what executing the solution notebooks writes.
+
+``run_solutions`` executes every solution notebook in course order, in a scratch copy of the
+assignment (executed notebooks land in build/, never in git), then compares the workspace the
+notebooks wrote with the committed one, or replaces the committed one with it.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from autograder import course
+from autograder.runners.notebooks import ExecutedNotebook, execute_notebook, fresh_copy
+from autograder.trees import ALWAYS_IGNORED, differences
+
+RUN_DIR = course.BUILD_DIR / "run-solutions"
+
+
+@dataclass
+class SolutionsRun:
+    executed: list[ExecutedNotebook] = field(default_factory=list)
+    workspace: Path | None = None
+    differences: list[str] = field(default_factory=list)
+
+
+def run_solutions(*, check: bool = False, run_dir: Path = RUN_DIR, progress=print) -> SolutionsRun:
+    """Execute the solution notebooks; with ``check`` only report drift of the committed workspace."""
+    assignment = course.SOLUTIONS_DIR / course.ASSIGNMENT
+    copy = fresh_copy(assignment, run_dir / course.ASSIGNMENT, without=(course.WORKSPACE_NAME,))
+    run = SolutionsRun()
+    for step in course.STEPS:
+        if step.notebook is None:
+            continue
+        progress(f"executing {step.notebook} ...")
+        executed = execute_notebook(copy / step.notebook, run_dir / "executed" / step.notebook, cwd=copy)
+        progress(f"  done in {executed.seconds:.0f} s -> {executed.output}")
+        run.executed.append(executed)
+    run.workspace = copy / course.WORKSPACE_NAME
+    run.differences = differences(run.workspace, course.REFERENCE_WORKSPACE)
+    if run.differences and not check:
+        if course.REFERENCE_WORKSPACE.exists():
+            shutil.rmtree(course.REFERENCE_WORKSPACE)
+        shutil.copytree(run.workspace, course.REFERENCE_WORKSPACE, ignore=shutil.ignore_patterns(*ALWAYS_IGNORED))
+    return run

@@ -1,0 +1,1 @@
+"""nbgrader glue: generating the student release (exercises/) from the sources (solutions/)."""

@@ -1,0 +1,43 @@
+"""The plain-text score table printed by the CLI."""
+
+from __future__ import annotations
+
+from autograder.checks.result import Verdict
+from autograder.grading import StepReport
+
+MARKS = {Verdict.PASSED: "PASS", Verdict.FAILED: "FAIL", Verdict.SKIPPED: "SKIP"}
+
+
+def _points(value: float) -> str:
+    return f"{value:g}"
+
+
+def step_table(report: StepReport) -> str:
+    lines = [f"Step {report.step.id} · {report.step.title}"]
+    width = max((len(r.id) for r in report.results), default=10)
+    for result in report.results:
+        score = f"{_points(result.points)}/{_points(result.max_points)}"
+        lines.append(f"  {MARKS[result.verdict]}  {score:>5}  {result.id:<{width}}  {result.message}")
+        for name, value in result.figures:
+            lines.append(f"  {'':4}  {'':5}  {'':<{width}}    {name.replace('_', ' ')}: {value}")
+        if result.hint:
+            for index, hint_line in enumerate(result.hint.splitlines()):
+                prefix = "hint: " if index == 0 else "      "
+                lines.append(f"  {'':4}  {'':5}  {'':<{width}}  {prefix}{hint_line}")
+    lines.append(f"  {'':4}  {_points(report.points) + '/' + _points(report.max_points):>5}  total")
+    return "\n".join(lines)
+
+
+def summary_table(reports: list[StepReport]) -> str:
+    lines = ["Score", "  step  points  status"]
+    for report in reports:
+        counts = {v: sum(1 for r in report.results if r.verdict is v) for v in Verdict}
+        status = f"{counts[Verdict.PASSED]} passed, {counts[Verdict.FAILED]} failed"
+        if counts[Verdict.SKIPPED]:
+            status += f", {counts[Verdict.SKIPPED]} skipped"
+        score = f"{_points(report.points)}/{_points(report.max_points)}"
+        lines.append(f"  {report.step.id:<4}  {score:>6}  {status}  ({report.step.title})")
+    total = sum(r.points for r in reports)
+    maximum = sum(r.max_points for r in reports)
+    lines.append(f"  {'all':<4}  {_points(total) + '/' + _points(maximum):>6}")
+    return "\n".join(lines)

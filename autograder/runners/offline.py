@@ -1,0 +1,178 @@
+"""Offline tooling: a stand-in for ``python:3.11-slim`` built from Debian packages, and a wheelhouse
+served on 127.0.0.1, so that images build on machines with no registry and no internet.
+
+Docker itself is reached only through ``runners.docker``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import http.server
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import threading
+from pathlib import Path
+from typing import Iterator
+
+from autograder.course import cache_dir
+from autograder.errors import AutograderError
+from autograder.runners import docker as docker_runner
+
+BASE_IMAGE = "python:3.11-slim"
+WHEELHOUSE_PORT = int(os.environ.get("COURSE_WHEELHOUSE_PORT", "3141"))
+# Packages the stand-in needs to behave like the official image for an ordinary Dockerfile:
+# python/pip on PATH, venv, useradd/adduser, CA certificates.
+STAND_IN_PACKAGES = ("python3", "python3-venv", "python3-pip", "python-is-python3", "ca-certificates", "passwd", "adduser")
+# Always in the wheelhouse, so `pip install --upgrade pip setuptools wheel` works offline too.
+BOOTSTRAP_WHEELS = ("pip", "setuptools", "wheel")
+
+# Baked into the stand-in: pip finds wheels only in the wheelhouse the autograder serves on loopback.
+STAND_IN_PIP_CONF = f"""\
+# Written by the course's offline stand-in for python:3.11-slim (python -m autograder offline).
+# Builds run with --network host while the wheelhouse is served on 127.0.0.1:{WHEELHOUSE_PORT}.
+[global]
+no-index = true
+find-links = http://127.0.0.1:{WHEELHOUSE_PORT}/
+trusted-host = 127.0.0.1
+disable-pip-version-check = true
+"""
+
+# Debian's python3 installs into dist-packages with a Debian-specific prefix layout. A virtual
+# environment at /usr/local gives the official image's layout instead: /usr/local/bin/python,
+# /usr/local/lib/python3.11/site-packages, and `pip install --prefix=/install` producing
+# /install/lib/python3.11/site-packages. System site packages stay visible so `--user` works.
+_CUSTOMIZE = r"""
+set -eu
+python3 -m venv --system-site-packages /usr/local
+rm -f /usr/local/bin/Activate.ps1 /usr/local/bin/activate*
+rm -f /usr/lib/python3.11/EXTERNALLY-MANAGED
+apt-get clean
+rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /usr/share/doc/* /usr/share/man/*
+"""
+
+
+def wheelhouse_dir() -> Path:
+    return cache_dir() / "wheelhouse"
+
+
+def apt_mirror() -> str:
+    """The Debian mirror this machine's apt already uses (never a hard-coded host)."""
+    candidates = []
+    for path in sorted(Path("/etc/apt/sources.list.d").glob("*.sources")):
+        candidates += re.findall(r"^URIs:\s*(\S+)", path.read_text(), flags=re.M)
+    for path in [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*.list"))]:
+        if path.exists():
+            candidates += re.findall(r"^deb\s+(?:\[[^\]]*\]\s+)?(\S+)", path.read_text(), flags=re.M)
+    for uri in candidates:
+        if "security" not in uri and "updates" not in uri:
+            return uri
+    raise AutograderError(
+        "no Debian mirror found in /etc/apt/sources.list*",
+        hint="set COURSE_DEBIAN_MIRROR to the URL of a Debian bookworm mirror",
+    )
+
+
+def build_stand_in(reference: str = BASE_IMAGE, *, mirror: str | None = None) -> None:
+    """debootstrap a minimal bookworm with Python, shape it like the official image, import it."""
+    if shutil.which("debootstrap") is None or os.geteuid() != 0:
+        raise AutograderError(
+            "building the offline stand-in base image needs root and debootstrap",
+            hint="run as root after `apt-get install -y debootstrap`, or pull python:3.11-slim where a registry answers",
+        )
+    mirror = mirror or os.environ.get("COURSE_DEBIAN_MIRROR") or apt_mirror()
+    with tempfile.TemporaryDirectory(prefix="stand-in-") as scratch:
+        rootfs = Path(scratch) / "rootfs"
+        _run(
+            ["debootstrap", "--variant=minbase", "--include=" + ",".join(STAND_IN_PACKAGES), "bookworm", str(rootfs), mirror],
+            what="debootstrap of the stand-in base image",
+        )
+        _run(["chroot", str(rootfs), "/bin/sh", "-c", _CUSTOMIZE], what="shaping the stand-in like python:3.11-slim")
+        (rootfs / "etc" / "pip.conf").write_text(STAND_IN_PIP_CONF)
+        tarball = Path(scratch) / "rootfs.tar"
+        with tarfile.open(tarball, "w") as archive:
+            for entry in sorted(rootfs.iterdir()):
+                archive.add(entry, arcname=entry.name)
+        docker_runner.import_rootfs(
+            tarball,
+            reference,
+            changes=[
+                "ENV PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin",
+                "ENV LANG=C.UTF-8",
+                "ENV PYTHON_VERSION=3.11.2",
+                f'LABEL {docker_runner.STAND_IN_LABEL}="debian-bookworm" {docker_runner.LABEL}="base"',
+                'CMD ["python3"]',
+            ],
+        )
+
+
+def ensure_base_image(reference: str = BASE_IMAGE, *, allow_pull: bool = True) -> str:
+    """Make sure ``reference`` exists: already there, pulled, or built as the stand-in. Says which."""
+    if docker_runner.image_exists(reference):
+        kind = "stand-in" if is_stand_in(reference) else "present"
+        return f"{reference} already present ({kind})"
+    if allow_pull and docker_runner.pull_image(reference):
+        return f"{reference} pulled from a registry"
+    build_stand_in(reference)
+    return f"{reference} built as the offline stand-in from Debian packages"
+
+
+def is_stand_in(reference: str = BASE_IMAGE) -> bool:
+    return docker_runner.STAND_IN_LABEL in docker_runner.image_labels(reference)
+
+
+def build_wheelhouse(requirements: list[Path], destination: Path | None = None) -> Path:
+    """Download every wheel the requirements need (cp311, this platform) into the wheelhouse."""
+    destination = destination or wheelhouse_dir()
+    destination.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:", "--dest", str(destination)]
+    for requirement in requirements:
+        if not Path(requirement).is_file():
+            raise AutograderError(f"requirements file {requirement} does not exist")
+        command += ["-r", str(requirement)]
+    _run(command + list(BOOTSTRAP_WHEELS), what="pip download into the wheelhouse")
+    return destination
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):  # noqa: A002 - the stdlib's signature
+        pass
+
+
+@contextlib.contextmanager
+def serve_wheelhouse(directory: Path | None = None, port: int = WHEELHOUSE_PORT) -> Iterator[str]:
+    """Serve the wheelhouse on 127.0.0.1:port for the duration of the block; yield its URL."""
+    directory = directory or wheelhouse_dir()
+    if not directory.is_dir():
+        raise AutograderError(
+            f"the wheelhouse {directory} does not exist",
+            hint="create it: python -m autograder offline wheelhouse -r <requirements.txt>",
+        )
+    handler = functools.partial(_QuietHandler, directory=str(directory))
+    try:
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    except OSError as error:
+        raise AutograderError(
+            f"cannot serve the wheelhouse on 127.0.0.1:{port}: {error.strerror}",
+            hint="another process holds the port (an earlier `offline serve`?); stop it, "
+            "or set COURSE_WHEELHOUSE_PORT and rebuild the stand-in base image",
+        ) from error
+    thread = threading.Thread(target=server.serve_forever, name="wheelhouse", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _run(command: list[str], *, what: str) -> None:
+    result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
+    if result.returncode != 0:
+        tail = "\n".join(result.stdout.strip().splitlines()[-20:])
+        raise AutograderError(f"{what} failed (exit {result.returncode})", hint=tail)
