@@ -35,7 +35,11 @@ def _release(args) -> int:
             return EXIT_FAILED
         print("exercises/ is up to date with solutions/")
         return EXIT_OK
-    print("\n".join(["exercises/ regenerated:", *("  " + line for line in found)]) if found else "exercises/ was already up to date")
+    print(
+        "\n".join(["exercises/ regenerated:", *("  " + line for line in found)])
+        if found
+        else "exercises/ was already up to date"
+    )
     return EXIT_OK
 
 

@@ -6,9 +6,10 @@ runners plugged in, and tests can build one with fakes or the real runners.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ class Service(Protocol):
     base_url: str
     figures: dict[str, str]
 
-    def request(self, method: str, path: str, **kwargs) -> "object": ...
+    def request(self, method: str, path: str, **kwargs) -> object: ...
 
 
 @dataclass

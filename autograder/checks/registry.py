@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from autograder.checks.context import Context
 from autograder.checks.result import Check, CheckResult, Outcome, Verdict

@@ -6,7 +6,7 @@ import enum
 from dataclasses import asdict, dataclass
 
 
-class Verdict(str, enum.Enum):
+class Verdict(enum.StrEnum):
     PASSED = "passed"
     FAILED = "failed"
     # Could not run here (no Docker engine, for example). Never counts as passed.
@@ -62,13 +62,13 @@ class Outcome:
     skipped: bool = False
 
     @classmethod
-    def ok(cls, message: str, **figures: str) -> "Outcome":
+    def ok(cls, message: str, **figures: str) -> Outcome:
         return cls(True, message, tuple(figures.items()))
 
     @classmethod
-    def fail(cls, message: str, **figures: str) -> "Outcome":
+    def fail(cls, message: str, **figures: str) -> Outcome:
         return cls(False, message, tuple(figures.items()))
 
     @classmethod
-    def skip(cls, message: str) -> "Outcome":
+    def skip(cls, message: str) -> Outcome:
         return cls(False, message, skipped=True)

@@ -7,7 +7,6 @@ The probes measure; the verdicts are decided here, where they can be read.
 
 from __future__ import annotations
 
-
 from autograder.checks.context import Context
 from autograder.checks.registry import StepChecks
 from autograder.checks.result import Outcome
@@ -358,5 +357,3 @@ def probe():
     if not value["repeatable"]:
         return Outcome.fail("the same image gave different probabilities twice")
     return Outcome.ok("eval mode, no gradients, repeatable")
-
-

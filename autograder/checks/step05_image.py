@@ -90,4 +90,6 @@ def predict_contract(ctx: Context) -> Outcome:
         return Outcome.fail(f"the answer does not say which model and weights answered: missing {missing}")
     if body["random_weights"] is not True and ctx.extras.get("random_weights_expected"):
         return Outcome.fail("the container runs on random weights but its answer does not say so")
-    return Outcome.ok(f"top-3 answered in {body.get('inference_ms', '?')} ms", inference_ms=str(body.get("inference_ms")))
+    return Outcome.ok(
+        f"top-3 answered in {body.get('inference_ms', '?')} ms", inference_ms=str(body.get("inference_ms"))
+    )

@@ -20,8 +20,22 @@ COMMENT_STUB = "# YOUR CODE HERE"
 
 # Files whose comment syntax is '#': a comment line is a valid stub that leaves the file parseable.
 HASH_COMMENT_SUFFIXES = {
-    ".yml", ".yaml", ".tf", ".tfvars", ".hcl", ".sh", ".bash", ".toml", ".cfg", ".ini",
-    ".conf", ".txt", ".env", ".properties", ".dockerignore", ".gitignore",
+    ".yml",
+    ".yaml",
+    ".tf",
+    ".tfvars",
+    ".hcl",
+    ".sh",
+    ".bash",
+    ".toml",
+    ".cfg",
+    ".ini",
+    ".conf",
+    ".txt",
+    ".env",
+    ".properties",
+    ".dockerignore",
+    ".gitignore",
 }
 HASH_COMMENT_NAMES = {"Dockerfile", "Containerfile", "Makefile", ".dockerignore", ".gitignore", ".env"}
 

@@ -10,17 +10,21 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 from autograder.errors import ContainerError, DockerUnavailable
 
 LABEL = "org.resnet-course.autograder"
 STAND_IN_LABEL = "org.resnet-course.stand-in"
+RUN_LABEL = "org.resnet-course.run"  # one value per run_service call
 IMAGE_CACHE_KEEP = 3  # labelled images kept after a run; their layers are the build cache
 BUILD_TIMEOUT_SECONDS = 3600
 LOG_TAIL_LINES = 25
+# Offline, a registry host may not answer at all: give up on a pull after this long.
+PULL_TIMEOUT_SECONDS = float(os.environ.get("COURSE_PULL_TIMEOUT", "45"))
 
 # The reaper image cannot be pulled offline, and this machine runs inside a container of its own:
 # clean up with context managers and reach published ports on loopback (see ENVIRONMENT.md).
@@ -67,13 +71,18 @@ def image_labels(reference: str) -> dict[str, str]:
     return client().images.get(reference).labels or {}
 
 
-def pull_image(reference: str) -> bool:
-    """Pull from a registry; False (never an exception) when none answers."""
+def pull_image(reference: str, timeout: float = PULL_TIMEOUT_SECONDS) -> bool:
+    """Pull from a registry; False (never an exception) when none answers within ``timeout``."""
+    import docker
+
+    client()
     try:
-        client().images.pull(reference)
+        with docker.from_env(timeout=timeout) as short_lived:
+            repository, _, tag = reference.partition(":")
+            short_lived.images.pull(repository, tag=tag or "latest")
     except Exception:
         return False
-    return True
+    return image_exists(reference)
 
 
 def import_rootfs(tarball: Path, reference: str, changes: list[str]) -> None:
@@ -107,7 +116,9 @@ def build_image(
     """Build ``context`` (a workspace with a Dockerfile); ContainerError with the log tail on failure."""
     context = Path(context)
     if not (context / "Dockerfile").is_file():
-        raise ContainerError(f"there is no Dockerfile in {context}", hint="write it with the notebook's %%writefile cell")
+        raise ContainerError(
+            f"there is no Dockerfile in {context}", hint="write it with the notebook's %%writefile cell"
+        )
     engine = client()
     started = time.perf_counter()
     log: list[str] = []
@@ -128,8 +139,7 @@ def build_image(
             if "error" in chunk:
                 raise ContainerError(
                     f"docker build failed: {chunk['error'].strip()}",
-                    hint="read the end of the build log below; fix the Dockerfile step it names\n"
-                    + _tail(log),
+                    hint="read the end of the build log below; fix the Dockerfile step it names\n" + _tail(log),
                 )
             if "aux" in chunk and "ID" in chunk["aux"]:
                 image_id = chunk["aux"]["ID"]
@@ -204,14 +214,16 @@ def run_service(
     """Start ``image``, wait until ``ready_path`` answers 200, yield it; always remove the container."""
     from testcontainers.core.container import DockerContainer
 
-    client()  # a clear DockerUnavailable before testcontainers' own errors
+    engine = client()  # a clear DockerUnavailable before testcontainers' own errors
+    run_id = uuid.uuid4().hex
     container = (
         DockerContainer(image)
-        .with_bind_ports(port, ("127.0.0.1",))  # publish on loopback only, on a free port
         .with_envs(**(env or {}))
-        .with_kwargs(labels={LABEL: "1"})
+        .with_kwargs(labels={LABEL: "1", RUN_LABEL: run_id})
         .waiting_for(_ready_or_exited_strategy(port, ready_path, startup_timeout))
     )
+    # testcontainers can only publish on every interface; ours go to 127.0.0.1, on a free port.
+    container.ports = {port: ("127.0.0.1",)}
     started = time.perf_counter()
     try:
         try:
@@ -221,9 +233,7 @@ def run_service(
         except TimeoutError as error:
             raise ContainerError(
                 f"the container did not answer {ready_path} with 200 within {startup_timeout:.0f} s",
-                hint="check that the service listens on 0.0.0.0:{port} and that start-up finishes; last logs:\n".format(
-                    port=port
-                )
+                hint=f"check that the service listens on 0.0.0.0:{port} and that start-up finishes; last logs:\n"
                 + _container_logs(container),
             ) from error
         except Exception as error:
@@ -237,9 +247,32 @@ def run_service(
         )
         yield service
     finally:
-        # Runs on success, failure, timeout and KeyboardInterrupt alike.
+        # Runs on success, failure, timeout and KeyboardInterrupt alike. Found by label too, in case
+        # the interrupt came between the engine creating the container and testcontainers noting it.
         with contextlib.suppress(Exception):
             container.stop(force=True, delete_volume=True)
+        for leftover in engine.containers.list(all=True, filters={"label": f"{RUN_LABEL}={run_id}"}):
+            with contextlib.suppress(Exception):
+                leftover.remove(force=True, v=True)
+
+
+def run_once(image: str, command: list[str] | None = None, *, user: str | None = None) -> tuple[int, str]:
+    """Run a container to completion and remove it; return its exit status and output."""
+    engine = client()
+    container = engine.containers.create(image, command=command, user=user, labels={LABEL: "1"})
+    try:
+        container.start()
+        status = container.wait(timeout=300).get("StatusCode", -1)
+        return status, container.logs().decode(errors="replace")
+    finally:
+        with contextlib.suppress(Exception):
+            container.remove(force=True)
+
+
+def published_host_ips(container_id: str) -> set[str]:
+    """The host addresses a container's ports are published on (the course uses 127.0.0.1 only)."""
+    ports = client().api.inspect_container(container_id)["NetworkSettings"]["Ports"] or {}
+    return {binding["HostIp"] for bindings in ports.values() if bindings for binding in bindings}
 
 
 def _container_logs(container) -> str:

@@ -20,7 +20,9 @@ class ExecutedNotebook:
     seconds: float
 
 
-def execute_notebook(source: Path, output: Path, *, cwd: Path, cell_timeout: int = CELL_TIMEOUT_SECONDS) -> ExecutedNotebook:
+def execute_notebook(
+    source: Path, output: Path, *, cwd: Path, cell_timeout: int = CELL_TIMEOUT_SECONDS
+) -> ExecutedNotebook:
     """Execute one notebook; on failure raise NotebookError naming the cell, keeping the executed copy."""
     import time
 

@@ -17,8 +17,8 @@ import sys
 import tarfile
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from autograder.course import cache_dir
 from autograder.errors import AutograderError
@@ -28,7 +28,15 @@ BASE_IMAGE = "python:3.11-slim"
 WHEELHOUSE_PORT = int(os.environ.get("COURSE_WHEELHOUSE_PORT", "3141"))
 # Packages the stand-in needs to behave like the official image for an ordinary Dockerfile:
 # python/pip on PATH, venv, useradd/adduser, CA certificates.
-STAND_IN_PACKAGES = ("python3", "python3-venv", "python3-pip", "python-is-python3", "ca-certificates", "passwd", "adduser")
+STAND_IN_PACKAGES = (
+    "python3",
+    "python3-venv",
+    "python3-pip",
+    "python-is-python3",
+    "ca-certificates",
+    "passwd",
+    "adduser",
+)
 # Always in the wheelhouse, so `pip install --upgrade pip setuptools wheel` works offline too.
 BOOTSTRAP_WHEELS = ("pip", "setuptools", "wheel")
 
@@ -89,7 +97,14 @@ def build_stand_in(reference: str = BASE_IMAGE, *, mirror: str | None = None) ->
     with tempfile.TemporaryDirectory(prefix="stand-in-") as scratch:
         rootfs = Path(scratch) / "rootfs"
         _run(
-            ["debootstrap", "--variant=minbase", "--include=" + ",".join(STAND_IN_PACKAGES), "bookworm", str(rootfs), mirror],
+            [
+                "debootstrap",
+                "--variant=minbase",
+                "--include=" + ",".join(STAND_IN_PACKAGES),
+                "bookworm",
+                str(rootfs),
+                mirror,
+            ],
             what="debootstrap of the stand-in base image",
         )
         _run(["chroot", str(rootfs), "/bin/sh", "-c", _CUSTOMIZE], what="shaping the stand-in like python:3.11-slim")

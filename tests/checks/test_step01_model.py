@@ -1,0 +1,179 @@
+"""Step 01's checks: each passes on the reference workspace, fails on the untouched student
+workspace, and fails for the right reason on a variant with one specific mistake."""
+
+from __future__ import annotations
+
+import pytest
+
+from autograder.checks import step01_model
+from autograder.checks.result import Verdict
+from autograder.grading import grade_step
+
+CHECK_IDS = [check.id for check in step01_model.STEP.checks]
+MODEL = "service/model.py"
+
+
+@pytest.fixture(scope="module")
+def reference_results(reference_workspace):
+    return {r.id: r for r in grade_step("01", reference_workspace).results}
+
+
+@pytest.fixture(scope="module")
+def blank_results(blank_workspace):
+    return {r.id: r for r in grade_step("01", blank_workspace).results}
+
+
+@pytest.mark.parametrize("check_id", CHECK_IDS)
+def test_passes_on_the_reference_workspace(reference_results, check_id):
+    result = reference_results[check_id]
+    assert result.verdict is Verdict.PASSED, result.message
+    assert result.points == result.max_points and result.hint == ""
+
+
+@pytest.mark.parametrize("check_id", CHECK_IDS)
+def test_fails_on_the_untouched_student_workspace(blank_results, check_id):
+    result = blank_results[check_id]
+    assert result.verdict is Verdict.FAILED
+    assert result.points == 0 and result.hint, "a failing check always carries a hint"
+
+
+def test_step_01_is_worth_ten_points():
+    assert step01_model.STEP.max_points == 10
+
+
+# Each variant makes one mistake learners make; the named check must catch it.
+VARIANTS = {
+    "resizes-the-tensor-without-antialias": (
+        "01.preprocess-matches-torchvision",
+        [
+            (MODEL, 'image = image.convert("RGB")', 'image = F.pil_to_tensor(image.convert("RGB"))'),
+            (MODEL, "antialias=True)", "antialias=False)"),
+            (
+                MODEL,
+                "F.convert_image_dtype(F.pil_to_tensor(image), torch.float)",
+                "F.convert_image_dtype(image, torch.float)",
+            ),
+        ],
+        "differs from torchvision",
+    ),
+    "not-normalised": (
+        "01.preprocess-matches-torchvision",
+        [(MODEL, "return F.normalize(tensor, mean=transform.mean, std=transform.std)", "return tensor")],
+        "differs from torchvision",
+    ),
+    "squashes-instead-of-crop": (
+        "01.preprocess-matches-torchvision",
+        [(MODEL, "image = F.resize(image, transform.resize_size,", "image = F.resize(image, [224, 224],")],
+        "differs from torchvision",
+    ),
+    "no-rgb-conversion": (
+        "01.preprocess-matches-torchvision",
+        [(MODEL, 'image = image.convert("RGB")', "pass")],
+        "",
+    ),
+    "silent-random-fallback": (
+        "01.random-weights-explicit",
+        [(MODEL, "    elif allow_random:\n", "    elif True:\n")],
+        "RandomWeightsNotAllowed",
+    ),
+    "unseeded-random": (
+        "01.random-weights-explicit",
+        [(MODEL, "    torch.manual_seed(seed)  # makes", "    torch.seed()  # makes")],
+        "same seed",
+    ),
+    "random-not-labelled": (
+        "01.random-weights-explicit",
+        [
+            (
+                MODEL,
+                'WeightsInfo("random", f"seed={seed}", is_random=True)',
+                'WeightsInfo("random", f"seed={seed}", is_random=False)',
+            )
+        ],
+        "labelled",
+    ),
+    "missing-file-falls-back": (
+        "01.weights-file-loaded",
+        [
+            (
+                MODEL,
+                "    if weights_path is not None:",
+                "    if weights_path is not None and Path(weights_path).is_file():",
+            )
+        ],
+        "missing weights file",
+    ),
+    "softmax-after-topk": (
+        "01.topk-contract",
+        [
+            (
+                MODEL,
+                "probabilities = torch.softmax(self.model(batch), dim=1)[0]",
+                "probabilities = self.model(batch)[0]",
+            ),
+            (
+                MODEL,
+                "values, indices = torch.topk(probabilities, top_k)",
+                "values, indices = torch.topk(probabilities, top_k)\n        values = torch.softmax(values, dim=0)",
+            ),
+        ],
+        "softmax",
+    ),
+    "ascending-order": (
+        "01.topk-contract",
+        [
+            (
+                MODEL,
+                "for value, index in zip(values, indices)",
+                "for value, index in reversed(list(zip(values, indices)))",
+            )
+        ],
+        "not sorted",
+    ),
+    "training-mode": (
+        "01.inference-mode",
+        [(MODEL, "        self.model = model.eval()", "        self.model = model.train()")],
+        "training mode",
+    ),
+    "tracks-gradients": (
+        "01.inference-mode",
+        [
+            (
+                MODEL,
+                "        with torch.inference_mode():\n            probabilities",
+                "        if True:\n            probabilities",
+            )
+        ],
+        "gradients",
+    ),
+    "loads-at-import-and-crashes": (
+        "01.model-imports",
+        [(MODEL, "MAX_TOP_K = len(CATEGORIES)", "MAX_TOP_K = len(CATEGORIES)\nraise SystemExit('boom')")],
+        "importing service.model failed",
+    ),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_a_specific_mistake_fails_the_check_that_covers_it(make_workspace, variant):
+    check_id, edits, expected_message = VARIANTS[variant]
+    workspace = make_workspace(*edits, name=variant)
+    result = grade_step("01", workspace, only=[check_id]).results[0]
+    assert result.id == check_id
+    assert result.verdict is Verdict.FAILED, f"{variant} passed {check_id}: {result.message}"
+    assert expected_message in result.message
+
+
+def test_an_endless_loop_fails_the_checks_without_hanging(make_workspace, monkeypatch):
+    monkeypatch.setenv("COURSE_PROBE_TIMEOUT", "8")
+    workspace = make_workspace(
+        (MODEL, "MAX_TOP_K = len(CATEGORIES)", "MAX_TOP_K = len(CATEGORIES)\nwhile True:\n    pass")
+    )
+    result = grade_step("01", workspace, only=["model-imports"]).results[0]
+    assert result.verdict is Verdict.FAILED and "did not finish in time" in result.message
+
+
+def test_missing_model_file_names_it(tmp_path):
+    (tmp_path / "service").mkdir()
+    result = grade_step("01", tmp_path, only=["topk-contract"]).results[0]
+    assert result.verdict is Verdict.FAILED and "service/model.py does not exist" in result.message

@@ -1,0 +1,72 @@
+"""Shared fixtures: the reference and untouched student workspaces, faulty variants, Docker."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from autograder import course
+from autograder.release.writefiles import write_files_of
+
+# The course's own container engine settings, as the autograder uses them.
+REQUIRE_DOCKER = os.environ.get("COURSE_REQUIRE_DOCKER") == "1"
+
+
+@pytest.fixture(scope="session")
+def reference_workspace() -> Path:
+    return course.REFERENCE_WORKSPACE
+
+
+@pytest.fixture(scope="session")
+def blank_workspace(tmp_path_factory) -> Path:
+    """What a learner gets by running every cell of the student notebooks unchanged."""
+    root = tmp_path_factory.mktemp("student")
+    for step in course.STEPS:
+        if step.notebook:
+            write_files_of(course.EXERCISES_DIR / course.ASSIGNMENT / step.notebook, root)
+    return root / course.WORKSPACE_NAME
+
+
+@pytest.fixture
+def make_workspace(tmp_path, reference_workspace):
+    """A copy of the reference workspace with text replacements: a faulty variant for one check."""
+
+    def make(*edits: tuple[str, str, str], name: str = "variant") -> Path:
+        workspace = tmp_path / name
+        shutil.copytree(reference_workspace, workspace)
+        for relative, old, new in edits:
+            path = workspace / relative
+            text = path.read_text()
+            assert old in text, f"fixture edit does not apply: {old!r} not in {relative}"
+            path.write_text(text.replace(old, new))
+        return workspace
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def docker_engine():
+    """Skip container tests where no engine runs; in CI (COURSE_REQUIRE_DOCKER=1) fail instead."""
+    from autograder.runners import docker as docker_runner
+
+    available, why = docker_runner.engine_available()
+    if not available:
+        if REQUIRE_DOCKER:
+            pytest.fail(f"COURSE_REQUIRE_DOCKER=1 but {why}")
+        pytest.skip(f"no Docker engine here: {why}")
+    return docker_runner
+
+
+@pytest.fixture(scope="session")
+def base_image(docker_engine):
+    from autograder.runners import offline
+
+    if not docker_engine.image_exists(offline.BASE_IMAGE):
+        message = f"{offline.BASE_IMAGE} is missing: run `python -m autograder offline setup` (.ci/run does)"
+        if REQUIRE_DOCKER:
+            pytest.fail(message)
+        pytest.skip(message)
+    return offline.BASE_IMAGE

@@ -1,0 +1,53 @@
+"""The solution notebooks execute end to end and write exactly the committed reference workspace."""
+
+from __future__ import annotations
+
+import shutil
+
+import nbformat
+import pytest
+
+from autograder import course
+from autograder.errors import NotebookError
+from autograder.reference import run_solutions
+from autograder.runners.notebooks import execute_notebook
+from autograder.trees import differences
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def solutions_run(tmp_path_factory):
+    return run_solutions(check=True, run_dir=tmp_path_factory.mktemp("run"), progress=lambda _: None)
+
+
+def test_run_solutions_reproduces_the_committed_workspace(solutions_run):
+    run = solutions_run
+    assert run.differences == [], "committed workspace drifted; run: python -m autograder run-solutions"
+    assert [e.source.name for e in run.executed] == [s.notebook for s in course.STEPS if s.notebook]
+    executed = nbformat.read(str(run.executed[0].output), as_version=4)
+    checkpoint = next(c for c in executed.cells if c.get("id") == "checkpoint-model")
+    scores = [o["data"]["text/plain"] for o in checkpoint.outputs if o.output_type == "execute_result"]
+    assert scores == ["10"], "the checkpoint gives the reference solution full points"
+
+
+def test_a_failing_cell_is_named_and_the_executed_copy_kept(tmp_path):
+    source = course.STEPS[0].solution_notebook
+    notebook = nbformat.read(str(source), as_version=4)
+    notebook.cells[2].source = "raise RuntimeError('broken on purpose')"
+    broken = tmp_path / "broken.ipynb"
+    nbformat.write(notebook, str(broken))
+    output = tmp_path / "out" / "broken.ipynb"
+    with pytest.raises(NotebookError) as caught:
+        execute_notebook(broken, output, cwd=tmp_path, cell_timeout=120)
+    assert "broken.ipynb failed in cell 2" in str(caught.value)
+    assert "RuntimeError: broken on purpose" in str(caught.value)
+    assert output.exists()
+
+
+def test_a_drifted_workspace_is_reported(solutions_run, tmp_path):
+    edited = tmp_path / "reference"
+    shutil.copytree(course.REFERENCE_WORKSPACE, edited)
+    (edited / "service" / "model.py").write_text("# edited by hand\n")
+    (edited / "stray.txt").write_text("not written by any notebook\n")
+    assert differences(solutions_run.workspace, edited) == ["unexpected stray.txt", "differs    service/model.py"]
