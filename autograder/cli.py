@@ -82,8 +82,8 @@ def _offline(args) -> int:
             except KeyboardInterrupt:
                 pass
     elif args.offline_command == "setup":
-        print(offline.ensure_base_image(allow_pull=not args.no_pull))
-        print(f"wheelhouse ready: {offline.build_wheelhouse([course.REFERENCE_WORKSPACE / 'requirements.txt'])}")
+        requirements = [course.REFERENCE_WORKSPACE / "requirements.txt"]
+        print("\n".join(offline.prepare_builds(requirements, allow_pull=not args.no_pull)))
     return EXIT_OK
 
 
@@ -95,8 +95,8 @@ def _demo(args) -> int:
 
     available, why = docker_runner.engine_available()
     if available:
-        print(offline.ensure_base_image(allow_pull=not args.no_pull))
-        print(f"wheelhouse ready: {offline.build_wheelhouse([course.REFERENCE_WORKSPACE / 'requirements.txt'])}")
+        requirements = [course.REFERENCE_WORKSPACE / "requirements.txt"]
+        print("\n".join(offline.prepare_builds(requirements, allow_pull=not args.no_pull)))
     else:
         print(f"no Docker engine ({why}): the container checks will be reported as skipped")
     reports = []
@@ -110,6 +110,15 @@ def _demo(args) -> int:
     results_json.write(reports, course.BUILD_DIR / "demo-results.json")
     print(f"\nresults JSON: {course.BUILD_DIR / 'demo-results.json'}")
     return EXIT_OK if all(r.all_passed for r in reports) else EXIT_FAILED
+
+
+def _doctor(args) -> int:
+    from autograder.doctor import examine
+    from autograder.reports import terminal
+
+    findings = examine()
+    print(terminal.doctor_table(findings))
+    return EXIT_OK if all(f.ok for f in findings if f.required) else EXIT_FAILED
 
 
 def _clean(args) -> int:
@@ -155,6 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="grade the reference workspace end to end and print the score table")
     demo.add_argument("--no-pull", action="store_true", help="never try a registry for the base image")
     demo.set_defaults(handler=_demo)
+
+    doctor = commands.add_parser("doctor", help="is this machine ready for the course? each problem with its fix")
+    doctor.set_defaults(handler=_doctor)
 
     clean = commands.add_parser("clean", help="remove containers and old images the autograder left behind")
     clean.add_argument("--keep", type=int, default=3, help="labelled images to keep as build cache")

@@ -20,6 +20,7 @@ LAYERS = {
     "release": 3,
     "grading": 3,
     "reference": 3,
+    "doctor": 3,
     "reports": 4,
     "notebook": 5,
     "cli": 5,

@@ -41,3 +41,14 @@ def summary_table(reports: list[StepReport]) -> str:
     maximum = sum(r.max_points for r in reports)
     lines.append(f"  {'all':<4}  {_points(total) + '/' + _points(maximum):>6}")
     return "\n".join(lines)
+
+
+def doctor_table(findings) -> str:
+    lines = ["Course doctor"]
+    width = max(len(f.name) for f in findings)
+    for finding in findings:
+        mark = "ok  " if finding.ok else ("FAIL" if finding.required else "warn")
+        lines.append(f"  {mark}  {finding.name:<{width}}  {finding.detail}")
+        if finding.fix:
+            lines.append(f"  {'':4}  {'':<{width}}  fix: {finding.fix}")
+    return "\n".join(lines)

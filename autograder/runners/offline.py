@@ -137,6 +137,17 @@ def ensure_base_image(reference: str = BASE_IMAGE, *, allow_pull: bool = True) -
     return f"{reference} built as the offline stand-in from Debian packages"
 
 
+def prepare_builds(requirements: list[Path], *, allow_pull: bool = True) -> list[str]:
+    """Base image, plus the wheelhouse when the base is the stand-in (the official image installs
+    from the package index itself). Returns what was done, for people to read."""
+    done = [ensure_base_image(allow_pull=allow_pull)]
+    if is_stand_in():
+        done.append(f"wheelhouse ready: {build_wheelhouse(requirements)}")
+    else:
+        done.append("official base image: builds install from the package index, no wheelhouse needed")
+    return done
+
+
 def is_stand_in(reference: str = BASE_IMAGE) -> bool:
     return docker_runner.STAND_IN_LABEL in docker_runner.image_labels(reference)
 
