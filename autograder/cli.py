@@ -14,9 +14,11 @@ EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
 
 def _check(args) -> int:
     from autograder.grading import grade_step
+    from autograder.progress import record
     from autograder.reports import results_json, terminal
 
     report = grade_step(args.step, args.workspace)
+    record(args.workspace, report)
     print(terminal.step_table(report))
     if args.json:
         results_json.write([report], args.json)
@@ -121,6 +123,26 @@ def _doctor(args) -> int:
     return EXIT_OK if all(f.ok for f in findings if f.required) else EXIT_FAILED
 
 
+def _progress(args) -> int:
+    from autograder.progress import progress
+    from autograder.reports import terminal
+
+    print(terminal.progress_table(progress(args.workspace), args.workspace))
+    return EXIT_OK
+
+
+def _catch_up(args) -> int:
+    from autograder.progress import catch_up
+
+    changes = catch_up(args.step, args.workspace)
+    for change in changes:
+        note = f" (your version saved as {change.backup})" if change.backup else ""
+        print(f"  {change.action:<9} {change.path}{note}")
+    changed = sum(1 for c in changes if c.action != "unchanged")
+    print(f"{changed} file(s) restored from the reference solution; you can start step {args.step} now")
+    return EXIT_OK
+
+
 def _clean(args) -> int:
     from autograder.runners import docker as docker_runner
 
@@ -164,6 +186,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="grade the reference workspace end to end and print the score table")
     demo.add_argument("--no-pull", action="store_true", help="never try a registry for the base image")
     demo.set_defaults(handler=_demo)
+
+    progress = commands.add_parser("progress", help="every step's status at a glance")
+    progress.add_argument("--workspace", type=Path, default=course.STUDENT_WORKSPACE, help="default: %(default)s")
+    progress.set_defaults(handler=_progress)
+
+    catch_up = commands.add_parser("catch-up", help="restore the reference files of the steps before STEP")
+    catch_up.add_argument("step", help="the step you want to start, e.g. 05")
+    catch_up.add_argument("--workspace", type=Path, default=course.STUDENT_WORKSPACE, help="default: %(default)s")
+    catch_up.set_defaults(handler=_catch_up)
 
     doctor = commands.add_parser("doctor", help="is this machine ready for the course? each problem with its fix")
     doctor.set_defaults(handler=_doctor)

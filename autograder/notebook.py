@@ -7,12 +7,16 @@ import sys
 from pathlib import Path
 
 from autograder.grading import grade_step
+from autograder.progress import record
 from autograder.reports.notebook import CheckpointReport
 
 
 def checkpoint(step_id: str, workspace: str | Path = "workspace", only: list[str] | None = None) -> CheckpointReport:
     """Grade one step's visible checks; the cell shows a table and its value is the points earned."""
-    return CheckpointReport(grade_step(step_id, workspace, only=only))
+    report = grade_step(step_id, workspace, only=only)
+    if only is None:
+        record(Path(workspace), report)
+    return CheckpointReport(report)
 
 
 def import_workspace_module(name: str, workspace: str | Path = "workspace"):

@@ -21,6 +21,7 @@ LAYERS = {
     "grading": 3,
     "reference": 3,
     "doctor": 3,
+    "progress": 3,
     "reports": 4,
     "notebook": 5,
     "cli": 5,

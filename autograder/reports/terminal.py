@@ -52,3 +52,10 @@ def doctor_table(findings) -> str:
         if finding.fix:
             lines.append(f"  {'':4}  {'':<{width}}  fix: {finding.fix}")
     return "\n".join(lines)
+
+
+def progress_table(statuses, workspace) -> str:
+    lines = [f"Progress of {workspace}"]
+    for status in statuses:
+        lines.append(f"  {status.step.id}  {status.step.title:<20}  {status.state:<12}  {status.detail}")
+    return "\n".join(lines)

@@ -1,0 +1,136 @@
+"""A learner's progress through the steps, and catching up to a later step.
+
+Which files a step writes is read from its solution notebook's ``%%writefile`` cells, so adding a
+step needs no list to maintain here. The last results of ``check`` and of every checkpoint are kept
+per workspace in the course cache, so ``progress`` answers at once without re-grading.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+from autograder import course
+from autograder.errors import AutograderError
+from autograder.grading import StepReport
+from autograder.release.writefile_stubs import writefile_target
+
+WORKSPACE_PREFIX = course.WORKSPACE_NAME + "/"
+
+
+def step_files(step: course.Step) -> list[str]:
+    """Workspace-relative paths the step's notebook writes, in cell order, without duplicates."""
+    if step.solution_notebook is None:
+        return []
+    notebook = nbformat.read(str(step.solution_notebook), as_version=4)
+    files: list[str] = []
+    for cell in notebook.cells:
+        target = writefile_target(cell.source) if cell.cell_type == "code" else None
+        if target and target.startswith(WORKSPACE_PREFIX):
+            relative = target[len(WORKSPACE_PREFIX) :]
+            if relative not in files:
+                files.append(relative)
+    return files
+
+
+def _history_file(workspace: Path) -> Path:
+    digest = hashlib.sha256(str(workspace.resolve()).encode()).hexdigest()[:16]
+    return course.cache_dir() / "results" / f"{digest}.json"
+
+
+def record(workspace: Path, report: StepReport) -> None:
+    """Remember a step's latest results for ``progress``; never fails the grading that called it."""
+    path = _history_file(workspace)
+    try:
+        history = json.loads(path.read_text()) if path.exists() else {}
+        history[report.step.id] = {
+            "time": time.time(),
+            "points": report.points,
+            "max_points": report.max_points,
+            "passed": report.all_passed,
+            "failing": [r.id for r in report.results if not r.passed],
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(history, indent=2))
+    except (OSError, ValueError):
+        pass
+
+
+@dataclass(frozen=True)
+class StepStatus:
+    step: course.Step
+    state: str  # "not started", "in progress", "checked", "done"
+    detail: str
+
+
+def progress(workspace: Path) -> list[StepStatus]:
+    workspace = Path(workspace)
+    path = _history_file(workspace)
+    history = json.loads(path.read_text()) if path.exists() else {}
+    statuses = []
+    for step in course.STEPS:
+        files = step_files(step)
+        present = [f for f in files if (workspace / f).exists()]
+        last = history.get(step.id)
+        newest_file = max(((workspace / f).stat().st_mtime for f in present), default=0.0)
+        if last is None:
+            state = "not started" if not present and files else "not checked"
+            detail = f"{len(present)}/{len(files)} files written" if files else "graded from the files of earlier steps"
+        else:
+            state = "done" if last["passed"] else "in progress"
+            detail = f"{last['points']:g}/{last['max_points']:g} points"
+            if last["failing"]:
+                detail += f"; failing: {', '.join(last['failing'][:3])}"
+            if newest_file > last["time"]:
+                detail += "; files changed since the last check"
+        statuses.append(StepStatus(step, state, detail))
+    return statuses
+
+
+@dataclass(frozen=True)
+class Change:
+    path: str
+    action: str  # "created", "replaced", "unchanged"
+    backup: str = ""
+
+
+def catch_up(target_step: str, workspace: Path, *, reference: Path | None = None) -> list[Change]:
+    """Restore the reference files of every step before ``target_step``; back up what it replaces."""
+    reference = reference or course.REFERENCE_WORKSPACE
+    target = course.step(target_step)
+    earlier = [s for s in course.STEPS if s.id < target.id]
+    if not earlier:
+        raise AutograderError(f"step {target.id} is the first step: there is nothing to catch up on")
+    # Check the whole plan before touching anything: a half catch-up would leave a mixed workspace.
+    relatives = [relative for step in earlier for relative in step_files(step)]
+    missing = [relative for relative in relatives if not (reference / relative).is_file()]
+    if missing:
+        raise AutograderError(
+            f"the reference workspace lacks {', '.join(missing)}",
+            hint="regenerate it: python -m autograder run-solutions",
+        )
+    workspace = Path(workspace)
+    workspace.mkdir(parents=True, exist_ok=True)
+    backup_root = workspace / ".catch-up-backups" / time.strftime("%Y%m%d-%H%M%S")
+    changes = []
+    for relative in relatives:
+        source, destination = reference / relative, workspace / relative
+        if destination.is_file() and destination.read_bytes() == source.read_bytes():
+            changes.append(Change(relative, "unchanged"))
+            continue
+        backup = ""
+        if destination.exists():
+            backup_path = backup_root / relative
+            backup_path.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(destination, backup_path)
+            backup = str(backup_path.relative_to(workspace))
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, destination)
+        changes.append(Change(relative, "replaced" if backup else "created", backup))
+    return changes

@@ -1,0 +1,90 @@
+"""progress shows each step's state; catch-up restores earlier steps and never loses a learner's file."""
+
+from __future__ import annotations
+
+import pytest
+
+from autograder import course, progress
+from autograder.checks.result import CheckResult, Verdict
+from autograder.errors import AutograderError
+from autograder.grading import StepReport
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def _report(step_id: str, passed: bool) -> StepReport:
+    verdict = Verdict.PASSED if passed else Verdict.FAILED
+    result = CheckResult(f"{step_id}.x", "x", verdict, 2.0 if passed else 0.0, 2.0, "m")
+    return StepReport(course.step(step_id), [result])
+
+
+def test_step_files_come_from_the_solution_notebook():
+    assert progress.step_files(course.step("01")) == [
+        "service/__init__.py",
+        "service/model.py",
+        "service/app.py",
+        "requirements.txt",
+        "Dockerfile",
+        ".dockerignore",
+    ]
+    assert progress.step_files(course.step("05")) == []
+
+
+def test_progress_moves_from_not_started_to_done(tmp_path):
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    assert progress.progress(workspace)[0].state == "not started"
+    (workspace / "service").mkdir()
+    (workspace / "service" / "model.py").write_text("x = 1\n")
+    first = progress.progress(workspace)[0]
+    assert first.state == "not checked" and first.detail == "1/6 files written"
+    progress.record(workspace, _report("01", passed=False))
+    assert progress.progress(workspace)[0].state == "in progress"
+    assert "failing: 01.x" in progress.progress(workspace)[0].detail
+    progress.record(workspace, _report("01", passed=True))
+    assert progress.progress(workspace)[0].state == "done"
+
+
+def test_progress_notices_files_changed_since_the_last_check(tmp_path):
+    workspace = tmp_path / "workspace"
+    (workspace / "service").mkdir(parents=True)
+    progress.record(workspace, _report("01", passed=True))
+    model = workspace / "service" / "model.py"
+    model.write_text("changed\n")
+    import os
+    import time
+
+    later = time.time() + 5
+    os.utime(model, (later, later))
+    assert "files changed since the last check" in progress.progress(workspace)[0].detail
+
+
+def test_catch_up_creates_missing_files_and_backs_up_the_learners(tmp_path):
+    workspace = tmp_path / "workspace"
+    (workspace / "service").mkdir(parents=True)
+    mine = workspace / "service" / "model.py"
+    mine.write_text("# my own attempt\n")
+    changes = {c.path: c for c in progress.catch_up("05", workspace)}
+    assert changes["service/model.py"].action == "replaced"
+    backup = workspace / changes["service/model.py"].backup
+    assert backup.read_text() == "# my own attempt\n"
+    assert changes["Dockerfile"].action == "created"
+    assert mine.read_bytes() == (course.REFERENCE_WORKSPACE / "service" / "model.py").read_bytes()
+    again = progress.catch_up("05", workspace)
+    assert {c.action for c in again} == {"unchanged"}, "a second catch-up changes nothing"
+
+
+def test_catch_up_to_the_first_step_is_refused(tmp_path):
+    with pytest.raises(AutograderError, match="first step"):
+        progress.catch_up("01", tmp_path)
+
+
+def test_catch_up_with_an_incomplete_reference_says_how_to_fix_it(tmp_path):
+    empty_reference = tmp_path / "reference"
+    empty_reference.mkdir()
+    with pytest.raises(AutograderError, match="run-solutions"):
+        progress.catch_up("05", tmp_path / "workspace", reference=empty_reference)
+    assert not (tmp_path / "workspace" / "service").exists()
