@@ -24,6 +24,8 @@ def _report(step_id: str, passed: bool) -> StepReport:
 def test_step_files_come_from_the_solution_notebook():
     assert progress.step_files(course.step("01")) == [
         "service/__init__.py",
+        "service/imaging.py",
+        "service/weights.py",
         "service/model.py",
         "service/app.py",
         "requirements.txt",
@@ -40,7 +42,7 @@ def test_progress_moves_from_not_started_to_done(tmp_path):
     (workspace / "service").mkdir()
     (workspace / "service" / "model.py").write_text("x = 1\n")
     first = progress.progress(workspace)[0]
-    assert first.state == "not checked" and first.detail == "1/6 files written"
+    assert first.state == "not checked" and first.detail == "1/8 files written"
     progress.record(workspace, _report("01", passed=False))
     assert progress.progress(workspace)[0].state == "in progress"
     assert "failing: 01.x" in progress.progress(workspace)[0].detail

@@ -1,4 +1,4 @@
-"""Step 01, model inference: grades ``service/model.py``.
+"""Step 01, model inference: grades ``service/imaging.py``, ``service/weights.py`` and ``service/model.py``.
 
 Each check sends a short probe to the learner's code in a separate Python process (the runner
 decides how), so an endless loop or a crash in the learner's code fails that check only.
@@ -13,8 +13,13 @@ from autograder.checks.result import Outcome
 from autograder.checks.samples import PHOTOS, photo_path
 
 STEP = StepChecks("01")
-MODEL_FILE = "service/model.py"
-PUBLIC_NAMES = ("preprocess", "load_classifier", "Classifier", "Prediction", "WeightsInfo", "RandomWeightsNotAllowed")
+IMAGING_FILE, WEIGHTS_FILE, MODEL_FILE = "service/imaging.py", "service/weights.py", "service/model.py"
+# What each file must define; the service (step 03) and the hidden tests rely on these names.
+PUBLIC_NAMES = {
+    "service.imaging": ("to_rgb", "preprocess"),
+    "service.weights": ("load_resnet50", "WeightsInfo", "RandomWeightsNotAllowed", "torchvision_cache_file"),
+    "service.model": ("load_classifier", "Classifier", "Prediction", "MAX_TOP_K", "MODEL_NAME"),
+}
 PREPROCESS_TOLERANCE = 1e-5
 PROBABILITY_TOLERANCE = 1e-4
 
@@ -37,10 +42,11 @@ def reference_probabilities(net, image):
 """
 
 
-def _probe(ctx: Context, body: str, timeout: float = 120) -> tuple[object | None, str]:
+def _probe(ctx: Context, body: str, *, needs: tuple[str, ...], timeout: float = 120) -> tuple[object | None, str]:
     """Run ``body`` (which defines ``probe()``) and return (value, failure message)."""
-    if not ctx.file(MODEL_FILE).is_file():
-        return None, f"{MODEL_FILE} does not exist in {ctx.workspace}"
+    for relative in needs:
+        if not ctx.file(relative).is_file():
+            return None, f"{relative} does not exist in {ctx.workspace}: run the cell that writes it"
     result = ctx.run_python(body, timeout=timeout)
     if not result.ok:
         return None, result.describe_failure()
@@ -48,14 +54,13 @@ def _probe(ctx: Context, body: str, timeout: float = 120) -> tuple[object | None
 
 
 @STEP.check(
-    "model-imports",
-    "service/model.py imports, with every exercise filled in",
+    "files-complete",
+    "imaging.py, weights.py and model.py import, with every exercise filled in",
     points=1,
-    hint="Run the %%writefile cell that writes service/model.py after replacing each "
-    "`raise NotImplementedError()`; keep work such as loading weights out of module level, so "
-    "importing the module is quick and free of side effects.",
+    hint="Run the three %%writefile cells after replacing each `raise NotImplementedError()`; keep "
+    "work such as loading weights out of module level, so importing is quick and free of side effects.",
 )
-def model_imports(ctx: Context) -> Outcome:
+def files_complete(ctx: Context) -> Outcome:
     value, failure = _probe(
         ctx,
         f"""
@@ -73,22 +78,100 @@ def _stubbed(tree):
     return found
 
 def probe():
-    started = time.perf_counter()
-    module = importlib.import_module("service.model")
-    seconds = time.perf_counter() - started
-    tree = ast.parse(inspect.getsource(module))
-    return {{"missing": [n for n in {PUBLIC_NAMES!r} if not hasattr(module, n)], "seconds": seconds,
-             "stubbed": _stubbed(tree)}}
+    facts = {{"missing": [], "stubbed": [], "seconds": 0.0}}
+    for name, wanted in {PUBLIC_NAMES!r}.items():
+        started = time.perf_counter()
+        module = importlib.import_module(name)
+        facts["seconds"] += time.perf_counter() - started
+        facts["missing"] += [f"{{name}}.{{n}}" for n in wanted if not hasattr(module, n)]
+        facts["stubbed"] += [f"{{name}}.{{f}}" for f in _stubbed(ast.parse(inspect.getsource(module)))]
+    return facts
 """,
+        needs=(IMAGING_FILE, WEIGHTS_FILE, MODEL_FILE),
         timeout=60,
     )
     if failure:
-        return Outcome.fail(f"importing service.model failed: {failure}")
+        return Outcome.fail(f"importing the service modules failed: {failure}")
     if value["missing"]:
-        return Outcome.fail("service/model.py does not define: " + ", ".join(value["missing"]))
+        return Outcome.fail("not defined: " + ", ".join(value["missing"]))
     if value["stubbed"]:
         return Outcome.fail("still an exercise stub (raise NotImplementedError) in: " + ", ".join(value["stubbed"]))
-    return Outcome.ok("imports, defines every public name, no stub left", import_seconds=f"{value['seconds']:.2f}")
+    return Outcome.ok(
+        "all three import, define the public names, no stub left", import_seconds=f"{value['seconds']:.2f}"
+    )
+
+
+@STEP.check(
+    "to-rgb-all-modes",
+    "to_rgb() gives 8-bit RGB for every kind of upload",
+    points=2,
+    hint="ImageOps.exif_transpose first; scale 16-bit images down (values >> 8) instead of letting "
+    "convert() clip them; composite transparent images onto white before dropping alpha.",
+)
+def to_rgb_all_modes(ctx: Context) -> Outcome:
+    photo = str(photo_path("chelsea.png"))
+    value, failure = _probe(
+        ctx,
+        f"""
+import io
+import numpy as np
+from PIL import Image, ImageOps
+from service.imaging import to_rgb
+
+def diff(a, b):
+    if a.size != b.size:
+        return 999
+    return int(np.abs(np.asarray(a, dtype=int) - np.asarray(b, dtype=int)).max())
+
+def probe():
+    with Image.open({photo!r}) as photo:
+        rgb = photo.convert("RGB")
+    cases = {{}}
+    for mode in ("L", "P", "CMYK"):
+        image = rgb.convert(mode)
+        out = to_rgb(image)
+        cases[mode] = [out.mode, diff(out, image.convert("RGB"))]
+    gray = np.asarray(rgb.convert("L"), dtype=np.uint16)
+    sixteen = Image.fromarray(gray * 257)
+    out = to_rgb(sixteen)
+    cases[sixteen.mode] = [out.mode, diff(out, rgb.convert("L").convert("RGB"))]
+    for mode in ("RGBA", "LA"):
+        image = rgb.convert(mode)
+        alpha = image.getchannel("A").copy()
+        alpha.paste(0, (0, 0, 40, 40))  # a transparent corner
+        black = Image.new(mode, (40, 40))
+        image.putalpha(alpha)
+        image.paste(black, (0, 0), None)
+        image.putalpha(alpha)
+        out = to_rgb(image)
+        corner = np.asarray(out.crop((0, 0, 40, 40)), dtype=int)
+        rest = diff(out.crop((50, 50, 200, 200)), image.convert("RGB").crop((50, 50, 200, 200)))
+        cases[mode] = [out.mode, rest, int(corner.min())]
+    buffer = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotated 90 degrees
+    rgb.save(buffer, "JPEG", exif=exif.tobytes(), quality=95)
+    with Image.open(io.BytesIO(buffer.getvalue())) as sideways:
+        sideways.load()
+        out = to_rgb(sideways)
+        upright = ImageOps.exif_transpose(sideways).convert("RGB")
+    cases["EXIF-rotated JPEG"] = [out.mode, diff(out, upright), list(out.size), list(upright.size)]
+    return cases
+""",
+        needs=(IMAGING_FILE,),
+    )
+    if failure:
+        return Outcome.fail(f"to_rgb() failed: {failure}")
+    for case, facts in value.items():
+        if facts[0] != "RGB":
+            return Outcome.fail(f"to_rgb() returned mode {facts[0]} for a {case} image; expected RGB")
+        if case == "EXIF-rotated JPEG" and facts[2] != facts[3]:
+            return Outcome.fail(f"a JPEG whose EXIF says 'rotated' came out {facts[2]}, upright it is {facts[3]}")
+        if facts[1] > 2:
+            return Outcome.fail(f"to_rgb() changed the pixels of a {case} image (max difference {facts[1]})")
+        if case in ("RGBA", "LA") and facts[2] < 250:
+            return Outcome.fail(f"transparent pixels of a {case} image came out dark, not white (min {facts[2]})")
+    return Outcome.ok(f"RGB for {', '.join(value)}")
 
 
 @STEP.check(
@@ -107,7 +190,7 @@ def preprocess_matches_torchvision(ctx: Context) -> Outcome:
 import torch
 from PIL import Image
 from torchvision.models import ResNet50_Weights
-from service.model import preprocess
+from service.imaging import preprocess
 
 def probe():
     expected_transform = ResNet50_Weights.IMAGENET1K_V2.transforms()
@@ -127,6 +210,7 @@ def probe():
             rows.append(row)
     return rows
 """,
+        needs=(IMAGING_FILE,),
     )
     if failure:
         return Outcome.fail(f"preprocess() failed: {failure}")
@@ -152,7 +236,7 @@ def probe():
     "random-weights-explicit",
     "random weights only when allowed, seeded and labelled",
     points=2,
-    hint="With no weights file and no cached torchvision weights, load_classifier() must raise "
+    hint="With no weights file and no cached torchvision weights, load_resnet50() must raise "
     "RandomWeightsNotAllowed unless allow_random=True; random weights come from "
     "torch.manual_seed(seed) and WeightsInfo says they are random.",
 )
@@ -162,38 +246,39 @@ def random_weights_explicit(ctx: Context) -> Outcome:
         """
 import os, tempfile, torch
 os.environ["TORCH_HOME"] = tempfile.mkdtemp()  # an empty torchvision cache
-from service.model import load_classifier, RandomWeightsNotAllowed
+from service.weights import load_resnet50, RandomWeightsNotAllowed
 
-def outputs(classifier):
+def outputs(loaded):
     torch.manual_seed(0)
     batch = torch.rand(1, 3, 224, 224)
     with torch.inference_mode():
-        return classifier.model(batch)
+        return loaded[0].eval()(batch)
 
 def probe():
     facts = {}
     try:
-        load_classifier(weights_path=None)
+        load_resnet50(weights_path=None)
         facts["refused"] = "no error"
     except RandomWeightsNotAllowed:
         facts["refused"] = "yes"
     except Exception as error:
         facts["refused"] = f"{type(error).__name__}: {error}"
-    first = load_classifier(weights_path=None, allow_random=True, seed=7)
-    again = load_classifier(weights_path=None, allow_random=True, seed=7)
-    other = load_classifier(weights_path=None, allow_random=True, seed=8)
-    facts["is_random"] = bool(first.weights.is_random)
-    facts["source"] = str(first.weights.source)
+    first = load_resnet50(weights_path=None, allow_random=True, seed=7)
+    again = load_resnet50(weights_path=None, allow_random=True, seed=7)
+    other = load_resnet50(weights_path=None, allow_random=True, seed=8)
+    facts["is_random"] = bool(first[1].is_random)
+    facts["source"] = str(first[1].source)
     facts["same_seed_equal"] = bool(torch.equal(outputs(first), outputs(again)))
     facts["other_seed_differs"] = not bool(torch.equal(outputs(first), outputs(other)))
     return facts
 """,
+        needs=(WEIGHTS_FILE,),
     )
     if failure:
         return Outcome.fail(f"loading random weights failed: {failure}")
     if value["refused"] != "yes":
         return Outcome.fail(
-            "load_classifier() without weights and without allow_random=True should raise "
+            "load_resnet50() without weights and without allow_random=True should raise "
             f"RandomWeightsNotAllowed; it gave: {value['refused']}"
         )
     if not value["is_random"] or value["source"] != "random":
@@ -221,27 +306,28 @@ def weights_file_loaded(ctx: Context) -> Outcome:
         _REFERENCE_WEIGHTS
         + """
 import os, tempfile
-from service.model import load_classifier
+from service.weights import load_resnet50
 
 def probe():
     folder = tempfile.mkdtemp()
     path = os.path.join(folder, "resnet50-test.pt")
     reference = reference_weights(path)
-    classifier = load_classifier(weights_path=path)
+    model, info = load_resnet50(weights_path=path)
     torch.manual_seed(0)
     batch = torch.rand(2, 3, 224, 224)
     with torch.inference_mode():
-        diff = float((classifier.model(batch) - reference(batch)).abs().max())
+        diff = float((model.eval()(batch) - reference(batch)).abs().max())
     missing = os.path.join(folder, "no-such-weights.pt")
     try:
-        load_classifier(weights_path=missing, allow_random=True)
+        load_resnet50(weights_path=missing, allow_random=True)
         missing_error = "no error"
     except Exception as error:
         missing_error = f"{type(error).__name__}: {error}"
-    return {"diff": diff, "is_random": bool(classifier.weights.is_random),
-            "source": str(classifier.weights.source), "missing_error": missing_error,
+    return {"diff": diff, "is_random": bool(info.is_random),
+            "source": str(info.source), "missing_error": missing_error,
             "missing_named": "no-such-weights.pt" in missing_error}
 """,
+        needs=(WEIGHTS_FILE,),
     )
     if failure:
         return Outcome.fail(f"loading a weights file failed: {failure}")
@@ -290,6 +376,7 @@ def probe():
         }}
     return facts
 """,
+        needs=(IMAGING_FILE, WEIGHTS_FILE, MODEL_FILE),
     )
     if failure:
         return Outcome.fail(f"predict() failed: {failure}")
@@ -345,6 +432,7 @@ def probe():
     return {{"training": bool(model.training), "changed": changed[:3], "grad": any(grad_seen),
             "calls": len(grad_seen), "repeatable": first == second}}
 """,
+        needs=(IMAGING_FILE, WEIGHTS_FILE, MODEL_FILE),
     )
     if failure:
         return Outcome.fail(f"predict() failed: {failure}")
@@ -357,3 +445,39 @@ def probe():
     if not value["repeatable"]:
         return Outcome.fail("the same image gave different probabilities twice")
     return Outcome.ok("eval mode, no gradients, repeatable")
+
+
+@STEP.check(
+    "threads-and-warm-up",
+    "the thread count is set deliberately, and warm_up() runs the model once",
+    points=1,
+    hint="load_classifier(num_threads=n) calls torch.set_num_threads(n); warm_up() sends one "
+    "throw-away image through predict(), so the first real request is not the slow one.",
+)
+def threads_and_warm_up(ctx: Context) -> Outcome:
+    value, failure = _probe(
+        ctx,
+        """
+import torch
+from service.model import load_classifier
+
+def probe():
+    threads = []
+    for wanted in (1, 2):
+        classifier = load_classifier(allow_random=True, num_threads=wanted)
+        threads.append(torch.get_num_threads())
+    calls = []
+    hook = classifier.model.register_forward_hook(lambda *args: calls.append(1))
+    classifier.warm_up()
+    hook.remove()
+    return {"threads": threads, "warm_up_calls": len(calls)}
+""",
+        needs=(IMAGING_FILE, WEIGHTS_FILE, MODEL_FILE),
+    )
+    if failure:
+        return Outcome.fail(f"load_classifier(num_threads=...) or warm_up() failed: {failure}")
+    if value["threads"] != [1, 2]:
+        return Outcome.fail(f"num_threads=1 then 2 left torch using {value['threads']} threads")
+    if value["warm_up_calls"] < 1:
+        return Outcome.fail("warm_up() did not run the model")
+    return Outcome.ok("threads follow num_threads; warm-up runs one forward pass")

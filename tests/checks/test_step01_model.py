@@ -10,7 +10,7 @@ from autograder.checks.result import Verdict
 from autograder.grading import grade_step
 
 CHECK_IDS = [check.id for check in step01_model.STEP.checks]
-MODEL = "service/model.py"
+IMAGING, WEIGHTS, MODEL = "service/imaging.py", "service/weights.py", "service/model.py"
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +37,8 @@ def test_fails_on_the_untouched_student_workspace(blank_results, check_id):
     assert result.points == 0 and result.hint, "a failing check always carries a hint"
 
 
-def test_step_01_is_worth_ten_points():
-    assert step01_model.STEP.max_points == 10
+def test_step_01_is_worth_thirteen_visible_points():
+    assert step01_model.STEP.max_points == 13
 
 
 # Each variant makes one mistake learners make; the named check must catch it.
@@ -46,10 +46,10 @@ VARIANTS = {
     "resizes-the-tensor-without-antialias": (
         "01.preprocess-matches-torchvision",
         [
-            (MODEL, 'image = image.convert("RGB")', 'image = F.pil_to_tensor(image.convert("RGB"))'),
-            (MODEL, "antialias=True)", "antialias=False)"),
+            (IMAGING, "    image = to_rgb(image)\n", "    image = F.pil_to_tensor(to_rgb(image))\n"),
+            (IMAGING, "antialias=True)", "antialias=False)"),
             (
-                MODEL,
+                IMAGING,
                 "F.convert_image_dtype(F.pil_to_tensor(image), torch.float)",
                 "F.convert_image_dtype(image, torch.float)",
             ),
@@ -58,34 +58,49 @@ VARIANTS = {
     ),
     "not-normalised": (
         "01.preprocess-matches-torchvision",
-        [(MODEL, "return F.normalize(tensor, mean=transform.mean, std=transform.std)", "return tensor")],
+        [(IMAGING, "return F.normalize(tensor, mean=TRANSFORM.mean, std=TRANSFORM.std)", "return tensor")],
         "differs from torchvision",
     ),
     "squashes-instead-of-crop": (
         "01.preprocess-matches-torchvision",
-        [(MODEL, "image = F.resize(image, transform.resize_size,", "image = F.resize(image, [224, 224],")],
+        [(IMAGING, "image = F.resize(image, TRANSFORM.resize_size,", "image = F.resize(image, [224, 224],")],
         "differs from torchvision",
     ),
-    "no-rgb-conversion": (
+    "no-rgb-conversion-before-preprocess": (
         "01.preprocess-matches-torchvision",
-        [(MODEL, 'image = image.convert("RGB")', "pass")],
+        [(IMAGING, "    image = to_rgb(image)\n", "")],
         "",
+    ),
+    "ignores-exif-orientation": (
+        "01.to-rgb-all-modes",
+        [(IMAGING, "    image = ImageOps.exif_transpose(image)\n", "")],
+        "EXIF",
+    ),
+    "clips-16-bit-to-white": (
+        "01.to-rgb-all-modes",
+        [(IMAGING, "    if image.mode in SIXTEEN_BIT_MODES:", "    if False:")],
+        "changed the pixels",
+    ),
+    "drops-alpha-without-compositing": (
+        "01.to-rgb-all-modes",
+        [(IMAGING, 'image.mode in ("RGBA", "LA", "PA")', "image.mode in ()")],
+        "transparent pixels",
     ),
     "silent-random-fallback": (
         "01.random-weights-explicit",
-        [(MODEL, "    elif allow_random:\n", "    elif True:\n")],
+        [(WEIGHTS, "    elif allow_random:\n", "    elif True:\n")],
         "RandomWeightsNotAllowed",
     ),
     "unseeded-random": (
         "01.random-weights-explicit",
-        [(MODEL, "    torch.manual_seed(seed)  # makes", "    torch.seed()  # makes")],
+        [(WEIGHTS, "    torch.manual_seed(seed)  # makes", "    torch.seed()  # makes")],
         "same seed",
     ),
     "random-not-labelled": (
         "01.random-weights-explicit",
         [
             (
-                MODEL,
+                WEIGHTS,
                 'WeightsInfo("random", f"seed={seed}", is_random=True)',
                 'WeightsInfo("random", f"seed={seed}", is_random=False)',
             )
@@ -96,7 +111,7 @@ VARIANTS = {
         "01.weights-file-loaded",
         [
             (
-                MODEL,
+                WEIGHTS,
                 "    if weights_path is not None:",
                 "    if weights_path is not None and Path(weights_path).is_file():",
             )
@@ -146,10 +161,15 @@ VARIANTS = {
         ],
         "gradients",
     ),
-    "loads-at-import-and-crashes": (
-        "01.model-imports",
+    "ignores-num-threads": (
+        "01.threads-and-warm-up",
+        [(MODEL, "    if num_threads:\n        torch.set_num_threads(num_threads)\n", "")],
+        "threads",
+    ),
+    "crashes-at-import": (
+        "01.files-complete",
         [(MODEL, "MAX_TOP_K = len(CATEGORIES)", "MAX_TOP_K = len(CATEGORIES)\nraise SystemExit('boom')")],
-        "importing service.model failed",
+        "importing the service modules failed",
     ),
 }
 
@@ -169,11 +189,11 @@ def test_an_endless_loop_fails_the_checks_without_hanging(make_workspace, monkey
     workspace = make_workspace(
         (MODEL, "MAX_TOP_K = len(CATEGORIES)", "MAX_TOP_K = len(CATEGORIES)\nwhile True:\n    pass")
     )
-    result = grade_step("01", workspace, only=["model-imports"]).results[0]
+    result = grade_step("01", workspace, only=["files-complete"]).results[0]
     assert result.verdict is Verdict.FAILED and "did not finish in time" in result.message
 
 
 def test_missing_model_file_names_it(tmp_path):
     (tmp_path / "service").mkdir()
     result = grade_step("01", tmp_path, only=["topk-contract"]).results[0]
-    assert result.verdict is Verdict.FAILED and "service/model.py does not exist" in result.message
+    assert result.verdict is Verdict.FAILED and "service/imaging.py does not exist" in result.message
