@@ -39,6 +39,7 @@ class Step:
 
 # Course order.
 STEPS: tuple[Step, ...] = (
+    Step("00", "Setup and orientation", "00-setup-and-orientation.ipynb"),
     Step("01", "Model inference", "01-model-inference.ipynb"),
     Step("05", "Container image", None),
 )

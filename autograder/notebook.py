@@ -14,8 +14,7 @@ from autograder.reports.notebook import CheckpointReport
 def checkpoint(step_id: str, workspace: str | Path = "workspace", only: list[str] | None = None) -> CheckpointReport:
     """Grade one step's visible checks; the cell shows a table and its value is the points earned."""
     report = grade_step(step_id, workspace, only=only)
-    if only is None:
-        record(Path(workspace), report)
+    record(Path(workspace), report)
     return CheckpointReport(report)
 
 

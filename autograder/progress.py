@@ -16,7 +16,7 @@ from pathlib import Path
 
 import nbformat
 
-from autograder import course
+from autograder import checks, course
 from autograder.errors import AutograderError
 from autograder.grading import StepReport
 from autograder.release.writefile_stubs import writefile_target
@@ -45,20 +45,18 @@ def _history_file(workspace: Path) -> Path:
 
 
 def record(workspace: Path, report: StepReport) -> None:
-    """Remember a step's latest results for ``progress``; never fails the grading that called it."""
+    """Remember each check's latest verdict for ``progress``; a checkpoint that ran some of a step's
+    checks updates just those. Never fails the grading that called it."""
     path = _history_file(workspace)
     try:
         history = json.loads(path.read_text()) if path.exists() else {}
-        history[report.step.id] = {
-            "time": time.time(),
-            "points": report.points,
-            "max_points": report.max_points,
-            "passed": report.all_passed,
-            "failing": [r.id for r in report.results if not r.passed],
-        }
+        step = history.setdefault(report.step.id, {"checks": {}})
+        step["time"] = time.time()
+        for result in report.results:
+            step["checks"][result.id] = {"passed": result.passed, "points": result.points}
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(history, indent=2))
-    except (OSError, ValueError):
+    except (OSError, ValueError, KeyError, TypeError):
         pass
 
 
@@ -83,10 +81,17 @@ def progress(workspace: Path) -> list[StepStatus]:
             state = "not started" if not present and files else "not checked"
             detail = f"{len(present)}/{len(files)} files written" if files else "graded from the files of earlier steps"
         else:
-            state = "done" if last["passed"] else "in progress"
-            detail = f"{last['points']:g}/{last['max_points']:g} points"
-            if last["failing"]:
-                detail += f"; failing: {', '.join(last['failing'][:3])}"
+            check_ids = [c.id for c in checks.for_step(step.id).checks]
+            seen = last.get("checks", {})
+            failing = [c for c in check_ids if c in seen and not seen[c]["passed"]]
+            unchecked = [c for c in check_ids if c not in seen]
+            state = "done" if not failing and not unchecked else "in progress"
+            points = sum(seen[c]["points"] for c in check_ids if c in seen)
+            detail = f"{points:g}/{checks.for_step(step.id).max_points:g} points"
+            if failing:
+                detail += f"; failing: {', '.join(failing[:3])}"
+            if unchecked:
+                detail += f"; {len(unchecked)} check(s) not run yet"
             if newest_file > last["time"]:
                 detail += "; files changed since the last check"
         statuses.append(StepStatus(step, state, detail))

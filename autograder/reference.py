@@ -11,6 +11,8 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import nbformat
+
 from autograder import course
 from autograder.runners.notebooks import ExecutedNotebook, execute_notebook, fresh_copy
 from autograder.trees import ALWAYS_IGNORED, differences
@@ -25,10 +27,26 @@ class SolutionsRun:
     differences: list[str] = field(default_factory=list)
 
 
+SOLUTION_MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
+
+
+def strip_solution_markers(notebook_path: Path) -> None:
+    """Drop nbgrader's solution marker lines, so the files the notebook writes read like a project's."""
+    notebook = nbformat.read(str(notebook_path), as_version=4)
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            lines = cell.source.split("\n")
+            cell.source = "\n".join(line for line in lines if line.strip() not in SOLUTION_MARKERS)
+    nbformat.write(notebook, str(notebook_path))
+
+
 def run_solutions(*, check: bool = False, run_dir: Path = RUN_DIR, progress=print) -> SolutionsRun:
     """Execute the solution notebooks; with ``check`` only report drift of the committed workspace."""
     assignment = course.SOLUTIONS_DIR / course.ASSIGNMENT
     copy = fresh_copy(assignment, run_dir / course.ASSIGNMENT, without=(course.WORKSPACE_NAME,))
+    for step in course.STEPS:
+        if step.notebook:
+            strip_solution_markers(copy / step.notebook)
     run = SolutionsRun()
     for step in course.STEPS:
         if step.notebook is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from autograder import course, progress
+from autograder import checks, course, progress
 from autograder.checks.result import CheckResult, Verdict
 from autograder.errors import AutograderError
 from autograder.grading import StepReport
@@ -15,20 +15,31 @@ def private_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "cache"))
 
 
-def _report(step_id: str, passed: bool) -> StepReport:
-    verdict = Verdict.PASSED if passed else Verdict.FAILED
-    result = CheckResult(f"{step_id}.x", "x", verdict, 2.0 if passed else 0.0, 2.0, "m")
-    return StepReport(course.step(step_id), [result])
+def _report(step_id: str, *, failing: tuple[str, ...] = (), only: tuple[str, ...] = ()) -> StepReport:
+    results = []
+    for check in checks.for_step(step_id).checks:
+        if only and check.id not in only:
+            continue
+        passed = check.id not in failing
+        verdict = Verdict.PASSED if passed else Verdict.FAILED
+        results.append(
+            CheckResult(check.id, check.title, verdict, check.max_points if passed else 0.0, check.max_points)
+        )
+    return StepReport(course.step(step_id), results)
 
 
 def test_step_files_come_from_the_solution_notebook():
-    assert progress.step_files(course.step("01")) == [
+    assert progress.step_files(course.step("00")) == [
         "service/__init__.py",
+        "requirements.txt",
+        "pyproject.toml",
+        ".gitignore",
+    ]
+    assert progress.step_files(course.step("01")) == [
         "service/imaging.py",
         "service/weights.py",
         "service/model.py",
         "service/app.py",
-        "requirements.txt",
         "Dockerfile",
         ".dockerignore",
     ]
@@ -38,22 +49,31 @@ def test_step_files_come_from_the_solution_notebook():
 def test_progress_moves_from_not_started_to_done(tmp_path):
     workspace = tmp_path / "workspace"
     workspace.mkdir()
-    assert progress.progress(workspace)[0].state == "not started"
+    status = {s.step.id: s for s in progress.progress(workspace)}
+    assert status["01"].state == "not started"
     (workspace / "service").mkdir()
     (workspace / "service" / "model.py").write_text("x = 1\n")
-    first = progress.progress(workspace)[0]
-    assert first.state == "not checked" and first.detail == "1/8 files written"
-    progress.record(workspace, _report("01", passed=False))
-    assert progress.progress(workspace)[0].state == "in progress"
-    assert "failing: 01.x" in progress.progress(workspace)[0].detail
-    progress.record(workspace, _report("01", passed=True))
-    assert progress.progress(workspace)[0].state == "done"
+    first = {s.step.id: s for s in progress.progress(workspace)}["01"]
+    assert first.state == "not checked" and first.detail == "1/6 files written"
+    # A checkpoint that ran two checks, one failing: in progress, the rest not run yet.
+    progress.record(
+        workspace,
+        _report(
+            "01", failing=("01.to-rgb-all-modes",), only=("01.to-rgb-all-modes", "01.preprocess-matches-torchvision")
+        ),
+    )
+    partial = {s.step.id: s for s in progress.progress(workspace)}["01"]
+    assert partial.state == "in progress"
+    assert partial.detail == "2/13 points; failing: 01.to-rgb-all-modes; 6 check(s) not run yet"
+    progress.record(workspace, _report("01"))
+    done = {s.step.id: s for s in progress.progress(workspace)}["01"]
+    assert done.state == "done" and done.detail == "13/13 points"
 
 
 def test_progress_notices_files_changed_since_the_last_check(tmp_path):
     workspace = tmp_path / "workspace"
     (workspace / "service").mkdir(parents=True)
-    progress.record(workspace, _report("01", passed=True))
+    progress.record(workspace, _report("01"))
     model = workspace / "service" / "model.py"
     model.write_text("changed\n")
     import os
@@ -61,7 +81,8 @@ def test_progress_notices_files_changed_since_the_last_check(tmp_path):
 
     later = time.time() + 5
     os.utime(model, (later, later))
-    assert "files changed since the last check" in progress.progress(workspace)[0].detail
+    status = {s.step.id: s for s in progress.progress(workspace)}["01"]
+    assert "files changed since the last check" in status.detail
 
 
 def test_catch_up_creates_missing_files_and_backs_up_the_learners(tmp_path):
@@ -81,7 +102,7 @@ def test_catch_up_creates_missing_files_and_backs_up_the_learners(tmp_path):
 
 def test_catch_up_to_the_first_step_is_refused(tmp_path):
     with pytest.raises(AutograderError, match="first step"):
-        progress.catch_up("01", tmp_path)
+        progress.catch_up("00", tmp_path)
 
 
 def test_catch_up_with_an_incomplete_reference_says_how_to_fix_it(tmp_path):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from autograder.checks import step01_model, step05_image
+from autograder.checks import step00_orientation, step01_model, step05_image
 from autograder.checks.registry import StepChecks
 
-STEP_CHECKS: dict[str, StepChecks] = {module.STEP.step_id: module.STEP for module in (step01_model, step05_image)}
+STEP_CHECKS: dict[str, StepChecks] = {
+    module.STEP.step_id: module.STEP for module in (step00_orientation, step01_model, step05_image)
+}
 
 
 def for_step(step_id: str) -> StepChecks:

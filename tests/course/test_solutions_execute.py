@@ -25,16 +25,23 @@ def test_run_solutions_reproduces_the_committed_workspace(solutions_run):
     run = solutions_run
     assert run.differences == [], "committed workspace drifted; run: python -m autograder run-solutions"
     assert [e.source.name for e in run.executed] == [s.notebook for s in course.STEPS if s.notebook]
-    executed = nbformat.read(str(run.executed[0].output), as_version=4)
-    checkpoints = [
-        c
-        for c in executed.cells
-        if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade_id", "").startswith("checkpoint")
-    ]
-    assert len(checkpoints) >= 3
-    for cell in checkpoints:
-        scores = [o["data"]["text/plain"] for o in cell.outputs if o.output_type == "execute_result"]
-        assert scores == [f"{cell.metadata.nbgrader.points:g}"], f"{cell.id} does not give the solution full points"
+    for notebook in run.executed:
+        executed = nbformat.read(str(notebook.output), as_version=4)
+        checkpoints = [
+            c
+            for c in executed.cells
+            if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade_id", "").startswith("checkpoint")
+        ]
+        assert len(checkpoints) >= 3, f"{notebook.source.name} needs at least three checkpoints"
+        for cell in checkpoints:
+            scores = [o["data"]["text/plain"] for o in cell.outputs if o.output_type == "execute_result"]
+            assert scores == [f"{cell.metadata.nbgrader.points:g}"], f"{cell.id} does not give the solution full points"
+
+
+def test_reference_files_carry_no_nbgrader_markers():
+    for path in course.REFERENCE_WORKSPACE.rglob("*"):
+        if path.is_file():
+            assert "### BEGIN SOLUTION" not in path.read_text(), path
 
 
 def test_a_failing_cell_is_named_and_the_executed_copy_kept(tmp_path):

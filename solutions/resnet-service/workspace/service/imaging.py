@@ -21,7 +21,6 @@ def to_rgb(image: Image.Image) -> Image.Image:
     - transparency composited onto white (transparent pixels often hide black or garbage);
     - every other mode (L, P, CMYK, ...) converted by PIL.
     """
-    ### BEGIN SOLUTION
     image = ImageOps.exif_transpose(image)
     if image.mode in SIXTEEN_BIT_MODES:
         values = np.asarray(image, dtype=np.uint32) >> 8
@@ -31,7 +30,6 @@ def to_rgb(image: Image.Image) -> Image.Image:
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         image = Image.alpha_composite(background, rgba)
     return image.convert("RGB")
-    ### END SOLUTION
 
 
 def preprocess(image: Image.Image) -> torch.Tensor:
@@ -40,10 +38,8 @@ def preprocess(image: Image.Image) -> torch.Tensor:
     Must equal TRANSFORM applied to the RGB image: resize the short side to 232 (bilinear,
     antialiased), centre-crop 224x224, scale to [0, 1], normalise per channel.
     """
-    ### BEGIN SOLUTION
     image = to_rgb(image)
     image = F.resize(image, TRANSFORM.resize_size, interpolation=TRANSFORM.interpolation, antialias=True)
     image = F.center_crop(image, TRANSFORM.crop_size)
     tensor = F.convert_image_dtype(F.pil_to_tensor(image), torch.float)
     return F.normalize(tensor, mean=TRANSFORM.mean, std=TRANSFORM.std)
-    ### END SOLUTION

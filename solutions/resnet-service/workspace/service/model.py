@@ -46,7 +46,6 @@ class Classifier:
 
     def predict(self, image: Image.Image, top_k: int = 5) -> list[Prediction]:
         """The ``top_k`` most probable classes, highest first. ValueError unless 1 <= top_k <= 1000."""
-        ### BEGIN SOLUTION
         if not 1 <= top_k <= MAX_TOP_K:
             raise ValueError(f"top_k must be between 1 and {MAX_TOP_K}, got {top_k}")
         batch = preprocess(image).unsqueeze(0)
@@ -57,13 +56,10 @@ class Classifier:
             Prediction(class_id=int(index), label=CATEGORIES[int(index)], probability=float(value))
             for value, index in zip(values, indices)
         ]
-        ### END SOLUTION
 
     def warm_up(self) -> None:
         """One throw-away prediction, so the first real request is not the slow one."""
-        ### BEGIN SOLUTION
         self.predict(Image.new("RGB", (256, 256)), top_k=1)
-        ### END SOLUTION
 
 
 def load_classifier(
@@ -78,9 +74,7 @@ def load_classifier(
     One process, a known number of threads: several workers that each use every core fight over
     the CPU (step 05 explains oversubscription).
     """
-    ### BEGIN SOLUTION
     if num_threads:
         torch.set_num_threads(num_threads)
     model, info = load_resnet50(weights_path, allow_random=allow_random, seed=seed)
     return Classifier(model, info)
-    ### END SOLUTION

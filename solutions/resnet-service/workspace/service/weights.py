@@ -45,7 +45,6 @@ def load_resnet50(
     silent fall-back) and RandomWeightsNotAllowed when there are no weights and random ones
     were not allowed.
     """
-    ### BEGIN SOLUTION
     cached = torchvision_cache_file()
     if weights_path is not None:
         path = Path(weights_path)
@@ -66,4 +65,3 @@ def load_resnet50(
     if state is not None:
         model.load_state_dict(state)
     return model, info
-    ### END SOLUTION
