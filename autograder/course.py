@@ -41,6 +41,7 @@ class Step:
 STEPS: tuple[Step, ...] = (
     Step("00", "Setup and orientation", "00-setup-and-orientation.ipynb"),
     Step("01", "Model inference", "01-model-inference.ipynb"),
+    Step("02", "Configuration", "02-configuration.ipynb"),
     Step("05", "Container image", None),
 )
 

@@ -1,0 +1,107 @@
+"""Step 02's checks: pass on the reference workspace, fail on the untouched student workspace, and
+fail for the right reason on a variant with one specific mistake."""
+
+from __future__ import annotations
+
+import pytest
+
+from autograder.checks import step02_configuration
+from autograder.checks.result import Verdict
+from autograder.grading import grade_step
+
+CHECK_IDS = [check.id for check in step02_configuration.STEP.checks]
+CONFIG = "service/config.py"
+
+
+@pytest.fixture(scope="module")
+def reference_results(reference_workspace):
+    return {r.id: r for r in grade_step("02", reference_workspace).results}
+
+
+@pytest.fixture(scope="module")
+def blank_results(blank_workspace):
+    return {r.id: r for r in grade_step("02", blank_workspace).results}
+
+
+@pytest.mark.parametrize("check_id", CHECK_IDS)
+def test_passes_on_the_reference_workspace(reference_results, check_id):
+    assert reference_results[check_id].verdict is Verdict.PASSED, reference_results[check_id].message
+
+
+@pytest.mark.parametrize("check_id", CHECK_IDS)
+def test_fails_on_the_untouched_student_workspace(blank_results, check_id):
+    assert blank_results[check_id].verdict is Verdict.FAILED and blank_results[check_id].hint
+
+
+def test_step_02_is_worth_ten_visible_points():
+    assert step02_configuration.STEP.max_points == 10
+
+
+VARIANTS = {
+    "bool-of-any-string": (
+        "02.parsers",
+        [(CONFIG, "    if raw.lower() in TRUE_WORDS:\n        return True", "    if raw:\n        return True")],
+        "parse_bool",
+    ),
+    "problem-without-allowed-range": (
+        "02.parsers",
+        [
+            (
+                CONFIG,
+                'problems.append(f"{name}={raw!r}: must be an integer from {minimum} to {maximum}")',
+                'problems.append(f"{name}={raw!r}: bad")',
+            )
+        ],
+        "what is allowed",
+    ),
+    "raises-on-first-problem": (
+        "02.invalid-values-named",
+        [
+            (
+                CONFIG,
+                'problems.append(f"{name}={raw!r}: must be an integer from {minimum} to {maximum}")',
+                'raise ConfigError([f"{name}={raw!r}: must be an integer from {minimum} to {maximum}"])',
+            )
+        ],
+        "reported",
+    ),
+    "default-in-two-places": (
+        "02.defaults-and-variables",
+        [(CONFIG, 'parse_int(environ, "TOP_K_MAX", 20,', 'parse_int(environ, "TOP_K_MAX", 10,')],
+        "Settings()",
+    ),
+    "variable-not-read": (
+        "02.defaults-and-variables",
+        [(CONFIG, 'parse_int(environ, "TORCH_NUM_THREADS", 1,', 'parse_int({}, "TORCH_NUM_THREADS", 1,')],
+        "TORCH_NUM_THREADS",
+    ),
+    "no-top-k-rule": (
+        "02.cross-field-rules",
+        [(CONFIG, "        if settings.top_k_default > settings.top_k_max:", "        if False:")],
+        "TOP_K_DEFAULT=30",
+    ),
+    "traceback-at-startup": (
+        "02.startup-command",
+        [
+            (
+                CONFIG,
+                "    except ConfigError as error:\n        print(error, file=sys.stderr)\n        return 2",
+                "    except KeyError:\n        return 2",
+            )
+        ],
+        "",
+    ),
+    "mutable-settings": (
+        "02.complete-and-immutable",
+        [(CONFIG, "@dataclass(frozen=True)\nclass Settings:", "@dataclass\nclass Settings:")],
+        "frozen",
+    ),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_a_specific_mistake_fails_the_check_that_covers_it(make_workspace, variant):
+    check_id, edits, expected = VARIANTS[variant]
+    result = grade_step("02", make_workspace(*edits, name=variant), only=[check_id]).results[0]
+    assert result.verdict is Verdict.FAILED, f"{variant} passed {check_id}"
+    assert expected in result.message
