@@ -76,7 +76,7 @@ def _offline(args) -> int:
     elif args.offline_command == "serve":
         import time
 
-        with offline.serve_wheelhouse(port=args.port) as url:
+        with offline.serve_wheelhouse(port=args.port or offline.WHEELHOUSE_PORT) as url:
             print(f"serving {offline.wheelhouse_dir()} at {url} (Ctrl-C to stop)")
             try:
                 while True:
@@ -178,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     wheels = off_commands.add_parser("wheelhouse", help="download the wheels image builds need")
     wheels.add_argument("-r", "--requirements", type=Path, action="append", help="requirements file (repeatable)")
     serve = off_commands.add_parser("serve", help="serve the wheelhouse on 127.0.0.1 until Ctrl-C")
-    serve.add_argument("--port", type=int, default=None)
+    serve.add_argument("--port", type=int, default=None, help="default: 3141 or COURSE_WHEELHOUSE_PORT")
     setup = off_commands.add_parser("setup", help="base image and wheelhouse for the reference workspace")
     setup.add_argument("--no-pull", action="store_true")
     off.set_defaults(handler=_offline)
@@ -207,10 +207,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if getattr(args, "port", "unset") is None:
-        from autograder.runners.offline import WHEELHOUSE_PORT
-
-        args.port = WHEELHOUSE_PORT
     try:
         return args.handler(args)
     except AutograderError as error:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,9 +62,7 @@ def grade_step(step_id: str, workspace: Path | str, *, only: Iterable[str] | Non
     if step.id in LIVE_STEPS:
         with live_context(path) as context:
             return StepReport(step, step_checks.run(context, only))
-    with tempfile.TemporaryDirectory(prefix="grade-") as scratch:
-        context = Context(workspace=path, run_python=probe_for(path), scratch=Path(scratch))
-        return StepReport(step, step_checks.run(context, only))
+    return StepReport(step, step_checks.run(Context(workspace=path, run_python=probe_for(path)), only))
 
 
 def grade_workspace(workspace: Path | str, step_ids: Iterable[str] | None = None) -> list[StepReport]:
@@ -84,20 +81,20 @@ def live_context(workspace: Path) -> Iterator[Context]:
     """Build the workspace's image and run it; yield a Context describing what happened."""
     available, why = docker_runner.engine_available()
     if not available:
-        yield Context(workspace=workspace, extras={"skip": f"skipped: no Docker engine ({why})"})
+        yield Context(workspace=workspace, skip_reason=f"skipped: no Docker engine ({why})")
         return
     docker_runner.remove_leftover_containers()
-    context = Context(workspace=workspace, extras={"random_weights_expected": True})
+    context = Context(workspace=workspace, random_weights_expected=True)
     with contextlib.ExitStack() as cleanup:
         cleanup.callback(docker_runner.prune_images)  # bounded image cache, also on errors
         try:
-            context.extras["build"] = build_workspace_image(workspace)
+            context.build = build_workspace_image(workspace)
         except ContainerError as error:
-            context.extras["build_error"] = str(error)
+            context.build_error = str(error)
         else:
             try:
                 context.service = cleanup.enter_context(
-                    docker_runner.run_service(context.extras["build"].tag, env=GRADING_CONTAINER_ENV)
+                    docker_runner.run_service(context.build.tag, env=GRADING_CONTAINER_ENV)
                 )
             except ContainerError as error:
                 context.service_error = str(error)

@@ -26,9 +26,13 @@ WORKSPACE_PREFIX = course.WORKSPACE_NAME + "/"
 
 def step_files(step: course.Step) -> list[str]:
     """Workspace-relative paths the step's notebook writes, in cell order, without duplicates."""
-    if step.solution_notebook is None:
+    if step.notebook is None:
         return []
-    notebook = nbformat.read(str(step.solution_notebook), as_version=4)
+    # The student release writes the same files; it is all a learners-only repository has.
+    source = step.solution_notebook
+    if not source.is_file():
+        source = course.EXERCISES_DIR / course.ASSIGNMENT / step.notebook
+    notebook = nbformat.read(str(source), as_version=4)
     files: list[str] = []
     for cell in notebook.cells:
         target = writefile_target(cell.source) if cell.cell_type == "code" else None

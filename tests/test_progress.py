@@ -111,3 +111,8 @@ def test_catch_up_with_an_incomplete_reference_says_how_to_fix_it(tmp_path):
     with pytest.raises(AutograderError, match="run-solutions"):
         progress.catch_up("05", tmp_path / "workspace", reference=empty_reference)
     assert not (tmp_path / "workspace" / "service").exists()
+
+
+def test_step_files_fall_back_to_the_student_release(monkeypatch, tmp_path):
+    monkeypatch.setattr(course, "SOLUTIONS_DIR", tmp_path / "no-solutions-here")
+    assert progress.step_files(course.step("02")) == ["service/config.py"]

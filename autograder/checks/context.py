@@ -6,8 +6,7 @@ runners plugged in, and tests can build one with fakes or the real runners.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -45,19 +44,39 @@ class Service(Protocol):
     def request(self, method: str, path: str, **kwargs) -> object: ...
 
 
+class Build(Protocol):
+    """What the live checks read of an image build (runners.docker.BuildResult)."""
+
+    tag: str
+    seconds: float
+    size_bytes: int
+    layers: int
+
+
 @dataclass
 class Context:
     workspace: Path
+    # Static and probe-based checks (steps 00-02) get a probe bound to the workspace.
     run_python: PythonProbe | None = None
-    # Live checks get a running container; None means "no engine here" and they are skipped.
+    # Live checks (step 05) get what happened to the image and, if it started, the running service.
+    skip_reason: str = ""  # set when they cannot run here (no Docker engine): skipped, never passed
+    build: Build | None = None
+    build_error: str = ""
     service: Service | None = None
     service_error: str = ""
-    # Scratch folder for files a check creates (reference weights...), never the workspace.
-    scratch: Path | None = None
-    extras: dict = field(default_factory=dict)
+    # The grader runs containers on labelled random weights (none can be downloaded here).
+    random_weights_expected: bool = False
 
     def file(self, relative: str) -> Path:
         return self.workspace / relative
 
-
-ProbeFactory = Callable[[Path], PythonProbe]
+    def probe(self, body: str, *, needs: tuple[str, ...], timeout: float = 120) -> tuple[object | None, str]:
+        """Run ``body`` (which defines ``probe()``) against the learner's code once the files it
+        ``needs`` exist; return (value, "") or (None, a failure message for the learner)."""
+        for relative in needs:
+            if not self.file(relative).is_file():
+                return None, f"{relative} does not exist in {self.workspace}: run the cell that writes it"
+        result = self.run_python(body, timeout=timeout)
+        if not result.ok:
+            return None, result.describe_failure()
+        return result.value, ""

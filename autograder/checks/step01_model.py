@@ -42,17 +42,6 @@ def reference_probabilities(net, image):
 """
 
 
-def _probe(ctx: Context, body: str, *, needs: tuple[str, ...], timeout: float = 120) -> tuple[object | None, str]:
-    """Run ``body`` (which defines ``probe()``) and return (value, failure message)."""
-    for relative in needs:
-        if not ctx.file(relative).is_file():
-            return None, f"{relative} does not exist in {ctx.workspace}: run the cell that writes it"
-    result = ctx.run_python(body, timeout=timeout)
-    if not result.ok:
-        return None, result.describe_failure()
-    return result.value, ""
-
-
 @STEP.check(
     "files-complete",
     "imaging.py, weights.py and model.py import, with every exercise filled in",
@@ -61,8 +50,7 @@ def _probe(ctx: Context, body: str, *, needs: tuple[str, ...], timeout: float = 
     "work such as loading weights out of module level, so importing is quick and free of side effects.",
 )
 def files_complete(ctx: Context) -> Outcome:
-    value, failure = _probe(
-        ctx,
+    value, failure = ctx.probe(
         f"""
 import ast, importlib, inspect, time
 
@@ -110,8 +98,7 @@ def probe():
 )
 def to_rgb_all_modes(ctx: Context) -> Outcome:
     photo = str(photo_path("chelsea.png"))
-    value, failure = _probe(
-        ctx,
+    value, failure = ctx.probe(
         f"""
 import io
 import numpy as np
@@ -184,8 +171,7 @@ def probe():
 )
 def preprocess_matches_torchvision(ctx: Context) -> Outcome:
     paths = [str(photo_path(name)) for name in PHOTOS[:2]]
-    value, failure = _probe(
-        ctx,
+    value, failure = ctx.probe(
         f"""
 import torch
 from PIL import Image
@@ -241,8 +227,7 @@ def probe():
     "torch.manual_seed(seed) and WeightsInfo says they are random.",
 )
 def random_weights_explicit(ctx: Context) -> Outcome:
-    value, failure = _probe(
-        ctx,
+    value, failure = ctx.probe(
         """
 import os, tempfile, torch
 os.environ["TORCH_HOME"] = tempfile.mkdtemp()  # an empty torchvision cache
@@ -301,8 +286,7 @@ def probe():
     "fall-back to random weights.",
 )
 def weights_file_loaded(ctx: Context) -> Outcome:
-    value, failure = _probe(
-        ctx,
+    value, failure = ctx.probe(
         _REFERENCE_WEIGHTS
         + """
 import os, tempfile
@@ -349,8 +333,7 @@ def probe():
 )
 def topk_contract(ctx: Context) -> Outcome:
     photo = str(photo_path("chelsea.png"))
-    value, failure = _probe(
-        ctx,
+    value, failure = ctx.probe(
         _REFERENCE_WEIGHTS
         + f"""
 import os, tempfile
@@ -411,8 +394,7 @@ def probe():
 )
 def inference_mode(ctx: Context) -> Outcome:
     photo = str(photo_path("chelsea.png"))
-    value, failure = _probe(
-        ctx,
+    value, failure = ctx.probe(
         f"""
 import torch
 from PIL import Image
@@ -455,8 +437,7 @@ def probe():
     "throw-away image through predict(), so the first real request is not the slow one.",
 )
 def threads_and_warm_up(ctx: Context) -> Outcome:
-    value, failure = _probe(
-        ctx,
+    value, failure = ctx.probe(
         """
 import torch
 from service.model import load_classifier

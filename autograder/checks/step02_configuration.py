@@ -33,15 +33,6 @@ DEFAULTS = {
 }  # fmt: skip
 
 
-def _probe(ctx: Context, body: str, timeout: float = 60) -> tuple[object | None, str]:
-    if not ctx.file(CONFIG_FILE).is_file():
-        return None, f"{CONFIG_FILE} does not exist in {ctx.workspace}: run the cell that writes it"
-    result = ctx.run_python(body, timeout=timeout)
-    if not result.ok:
-        return None, result.describe_failure()
-    return result.value, ""
-
-
 @STEP.check(
     "parsers",
     "parse_int, parse_bool and parse_choice accept good values and describe bad ones",
@@ -50,8 +41,7 @@ def _probe(ctx: Context, body: str, timeout: float = 60) -> tuple[object | None,
     "problems (saying what is allowed) and returns the default; it never raises.",
 )
 def parsers(ctx: Context) -> Outcome:
-    value, failure = _probe(
-        ctx,
+    value, failure = ctx.probe(
         """
 from service.config import parse_bool, parse_choice, parse_int
 
@@ -68,6 +58,7 @@ def probe():
     facts["choice"] = {raw or repr(raw): run(parse_choice, raw, "INFO", choices=("DEBUG", "INFO")) for raw in (None, "debug", "loud")}
     return facts
 """,
+        needs=(CONFIG_FILE,),
     )
     if failure:
         return Outcome.fail(f"the parsers failed: {failure}")
@@ -103,8 +94,7 @@ def probe():
     "the Settings class; from_env({}) must equal Settings().",
 )
 def defaults_and_variables(ctx: Context) -> Outcome:
-    value, failure = _probe(
-        ctx,
+    value, failure = ctx.probe(
         f"""
 import os, tempfile
 from service.config import Settings
@@ -119,6 +109,7 @@ def probe():
     return {{"defaults": defaults, "configured": configured, "weights": weights,
              "class_defaults": Settings().to_dict()}}
 """,
+        needs=(CONFIG_FILE,),
     )
     if failure:
         return Outcome.fail(f"Settings.from_env failed: {failure}")
@@ -145,8 +136,7 @@ def probe():
     "each problem names the variable and the value it had.",
 )
 def invalid_values_named(ctx: Context) -> Outcome:
-    value, failure = _probe(
-        ctx,
+    value, failure = ctx.probe(
         f"""
 from service.config import ConfigError, Settings
 
@@ -165,6 +155,7 @@ def probe():
     together = attempt({{name: invalid for name, (_, _, _, invalid) in variables.items()}})
     return {{"each": each, "together": together}}
 """,
+        needs=(CONFIG_FILE,),
     )
     if failure:
         return Outcome.fail(f"Settings.from_env failed: {failure}")
@@ -194,8 +185,7 @@ def probe():
     "add a problem for each, naming the variables and the path.",
 )
 def cross_field_rules(ctx: Context) -> Outcome:
-    value, failure = _probe(
-        ctx,
+    value, failure = ctx.probe(
         """
 from service.config import ConfigError, Settings
 
@@ -210,6 +200,7 @@ def probe():
     return {"top_k": message({"TOP_K_DEFAULT": "30", "TOP_K_MAX": "20"}),
             "weights": message({"MODEL_WEIGHTS_PATH": "/no/such/dir/resnet50.pt"})}
 """,
+        needs=(CONFIG_FILE,),
     )
     if failure:
         return Outcome.fail(f"Settings.from_env failed: {failure}")
@@ -231,8 +222,7 @@ def probe():
     'if __name__ == "__main__".',
 )
 def startup_command(ctx: Context) -> Outcome:
-    value, failure = _probe(
-        ctx,
+    value, failure = ctx.probe(
         f"""
 import os, subprocess, sys
 
@@ -245,6 +235,7 @@ def run(extra):
 def probe():
     return {{"good": run({{"PORT": "8080"}}), "bad": run({{"PORT": "http", "LOG_LEVEL": "verbose"}})}}
 """,
+        needs=(CONFIG_FILE,),
     )
     if failure:
         return Outcome.fail(f"running python -m service.config failed: {failure}")
@@ -270,8 +261,7 @@ def probe():
     "no code can change the configuration while the service runs.",
 )
 def complete_and_immutable(ctx: Context) -> Outcome:
-    value, failure = _probe(
-        ctx,
+    value, failure = ctx.probe(
         """
 import ast, dataclasses, inspect
 import service.config as config
@@ -289,6 +279,7 @@ def probe():
         frozen = True
     return {"stubbed": stubbed, "frozen": frozen}
 """,
+        needs=(CONFIG_FILE,),
     )
     if failure:
         return Outcome.fail(f"importing service.config failed: {failure}")

@@ -16,10 +16,6 @@ STEP = StepChecks("05")
 PREDICTION_KEYS = {"class_id", "label", "probability"}
 
 
-def _skip_reason(ctx: Context) -> str | None:
-    return ctx.extras.get("skip")
-
-
 @STEP.check(
     "image-builds",
     "the Dockerfile builds",
@@ -28,11 +24,11 @@ def _skip_reason(ctx: Context) -> str | None:
     "package must be in the wheelhouse (python -m autograder offline wheelhouse -r workspace/requirements.txt).",
 )
 def image_builds(ctx: Context) -> Outcome:
-    if reason := _skip_reason(ctx):
-        return Outcome.skip(reason)
-    build = ctx.extras.get("build")
+    if ctx.skip_reason:
+        return Outcome.skip(ctx.skip_reason)
+    build = ctx.build
     if build is None:
-        return Outcome.fail(ctx.extras.get("build_error", "the image was not built"))
+        return Outcome.fail(ctx.build_error or "the image was not built")
     return Outcome.ok(
         f"built {build.tag}",
         build_seconds=f"{build.seconds:.1f}",
@@ -49,8 +45,8 @@ def image_builds(ctx: Context) -> Outcome:
     "loading the model; the message shows the container's last log lines.",
 )
 def container_ready(ctx: Context) -> Outcome:
-    if reason := _skip_reason(ctx):
-        return Outcome.skip(reason)
+    if ctx.skip_reason:
+        return Outcome.skip(ctx.skip_reason)
     if ctx.service is None:
         return Outcome.fail(ctx.service_error or "the container was not started because the build failed")
     return Outcome.ok("ready", **ctx.service.figures)
@@ -64,8 +60,8 @@ def container_ready(ctx: Context) -> Outcome:
     "top_k long), 'model', 'weights_source' and 'random_weights'.",
 )
 def predict_contract(ctx: Context) -> Outcome:
-    if reason := _skip_reason(ctx):
-        return Outcome.skip(reason)
+    if ctx.skip_reason:
+        return Outcome.skip(ctx.skip_reason)
     if ctx.service is None:
         return Outcome.fail("no running container to ask")
     response = ctx.service.request(
@@ -88,7 +84,7 @@ def predict_contract(ctx: Context) -> Outcome:
     missing = [key for key in ("model", "weights_source", "random_weights") if key not in body]
     if missing:
         return Outcome.fail(f"the answer does not say which model and weights answered: missing {missing}")
-    if body["random_weights"] is not True and ctx.extras.get("random_weights_expected"):
+    if body["random_weights"] is not True and ctx.random_weights_expected:
         return Outcome.fail("the container runs on random weights but its answer does not say so")
     return Outcome.ok(
         f"top-3 answered in {body.get('inference_ms', '?')} ms", inference_ms=str(body.get("inference_ms"))
