@@ -65,11 +65,6 @@ def grade_step(step_id: str, workspace: Path | str, *, only: Iterable[str] | Non
     return StepReport(step, step_checks.run(Context(workspace=path, run_python=probe_for(path)), only))
 
 
-def grade_workspace(workspace: Path | str, step_ids: Iterable[str] | None = None) -> list[StepReport]:
-    wanted = list(step_ids) if step_ids else [s.id for s in course.STEPS]
-    return [grade_step(step_id, workspace) for step_id in wanted]
-
-
 def image_tag(workspace: Path) -> str:
     """One tag per workspace, so regrading replaces the image instead of piling up new ones."""
     digest = hashlib.sha256(str(workspace).encode()).hexdigest()[:12]

@@ -20,6 +20,7 @@ from autograder.errors import ContainerError, DockerUnavailable
 LABEL = "org.resnet-course.autograder"
 STAND_IN_LABEL = "org.resnet-course.stand-in"
 RUN_LABEL = "org.resnet-course.run"  # one value per run_service call
+OWNER_LABEL = "org.resnet-course.owner-pid"  # the grading process; its containers are swept once it is gone
 IMAGE_CACHE_KEEP = 3  # labelled images kept after a run; their layers are the build cache
 BUILD_TIMEOUT_SECONDS = 3600
 LOG_TAIL_LINES = 25
@@ -219,7 +220,7 @@ def run_service(
     container = (
         DockerContainer(image)
         .with_envs(**(env or {}))
-        .with_kwargs(labels={LABEL: "1", RUN_LABEL: run_id})
+        .with_kwargs(labels={LABEL: "1", RUN_LABEL: run_id, OWNER_LABEL: str(os.getpid())})
         .waiting_for(_ready_or_exited_strategy(port, ready_path, startup_timeout))
     )
     # testcontainers can only publish on every interface; ours go to 127.0.0.1, on a free port.
@@ -282,10 +283,24 @@ def _container_logs(container) -> str:
         return "(no logs)"
 
 
+def _owner_alive(labels: dict[str, str]) -> bool:
+    try:
+        pid = int(labels.get(OWNER_LABEL, ""))
+        os.kill(pid, 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return pid != 0
+
+
 def remove_leftover_containers() -> list[str]:
-    """Remove containers an earlier, interrupted run left behind (found by label)."""
+    """Remove containers that earlier, killed runs left behind (found by label), but never one whose
+    grading process is still running: two gradings may share a machine."""
     removed = []
     for container in client().containers.list(all=True, filters={"label": LABEL}):
+        if _owner_alive(container.labels or {}):
+            continue
         with contextlib.suppress(Exception):
             container.remove(force=True, v=True)
             removed.append(container.short_id)

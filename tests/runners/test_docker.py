@@ -128,7 +128,17 @@ def test_leftovers_of_a_killed_run_are_removed_by_the_next(base_image, docker_en
     stray = engine.containers.create(base_image, command=["sleep", "600"], labels={docker_engine.LABEL: "1"})
     stray.start()
     assert stray.short_id in docker_engine.labelled_containers()
-    assert stray.short_id in docker_engine.remove_leftover_containers()
+    live_owner = engine.containers.create(
+        base_image,
+        command=["sleep", "600"],
+        labels={docker_engine.LABEL: "1", docker_engine.OWNER_LABEL: str(os.getpid())},
+    )
+    try:
+        removed = docker_engine.remove_leftover_containers()
+        assert stray.short_id in removed
+        assert live_owner.short_id not in removed, "a container of a running grading is not a leftover"
+    finally:
+        live_owner.remove(force=True)
     assert docker_engine.labelled_containers() == []
 
 
