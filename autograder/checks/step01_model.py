@@ -11,6 +11,7 @@ from autograder.checks.context import Context
 from autograder.checks.registry import StepChecks
 from autograder.checks.result import Outcome
 from autograder.checks.samples import PHOTOS, photo_path
+from autograder.checks.snippets import STUBBED_FUNCTIONS
 
 STEP = StepChecks("01")
 IMAGING_FILE, WEIGHTS_FILE, MODEL_FILE = "service/imaging.py", "service/weights.py", "service/model.py"
@@ -51,19 +52,9 @@ def reference_probabilities(net, image):
 )
 def files_complete(ctx: Context) -> Outcome:
     value, failure = ctx.probe(
-        f"""
-import ast, importlib, inspect, time
-
-def _stubbed(tree):
-    # Functions whose body still raises NotImplementedError: the exercise stubs.
-    found = []
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            for inner in ast.walk(node):
-                if isinstance(inner, ast.Raise) and "NotImplementedError" in ast.unparse(inner.exc or inner):
-                    found.append(node.name)
-                    break
-    return found
+        STUBBED_FUNCTIONS
+        + f"""
+import importlib, time
 
 def probe():
     facts = {{"missing": [], "stubbed": [], "seconds": 0.0}}
@@ -72,7 +63,7 @@ def probe():
         module = importlib.import_module(name)
         facts["seconds"] += time.perf_counter() - started
         facts["missing"] += [f"{{name}}.{{n}}" for n in wanted if not hasattr(module, n)]
-        facts["stubbed"] += [f"{{name}}.{{f}}" for f in _stubbed(ast.parse(inspect.getsource(module)))]
+        facts["stubbed"] += [f"{{name}}.{{f}}" for f in stubbed_functions(module)]
     return facts
 """,
         needs=(IMAGING_FILE, WEIGHTS_FILE, MODEL_FILE),

@@ -9,6 +9,7 @@ from __future__ import annotations
 from autograder.checks.context import Context
 from autograder.checks.registry import StepChecks
 from autograder.checks.result import Outcome
+from autograder.checks.snippets import STUBBED_FUNCTIONS
 
 STEP = StepChecks("02")
 CONFIG_FILE = "service/config.py"
@@ -262,15 +263,13 @@ def probe():
 )
 def complete_and_immutable(ctx: Context) -> Outcome:
     value, failure = ctx.probe(
-        """
-import ast, dataclasses, inspect
+        STUBBED_FUNCTIONS
+        + """
+import dataclasses
 import service.config as config
 
 def probe():
-    tree = ast.parse(inspect.getsource(config))
-    stubbed = sorted({node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)
-                      for inner in ast.walk(node)
-                      if isinstance(inner, ast.Raise) and "NotImplementedError" in ast.unparse(inner.exc or inner)})
+    stubbed = stubbed_functions(config)
     settings = config.Settings()
     try:
         settings.port = 1

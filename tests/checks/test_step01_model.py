@@ -175,13 +175,8 @@ VARIANTS = {
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
-def test_a_specific_mistake_fails_the_check_that_covers_it(make_workspace, variant):
-    check_id, edits, expected_message = VARIANTS[variant]
-    workspace = make_workspace(*edits, name=variant)
-    result = grade_step("01", workspace, only=[check_id]).results[0]
-    assert result.id == check_id
-    assert result.verdict is Verdict.FAILED, f"{variant} passed {check_id}: {result.message}"
-    assert expected_message in result.message
+def test_a_specific_mistake_fails_the_check_that_covers_it(assert_variant_caught, variant):
+    assert_variant_caught("01", variant, VARIANTS[variant])
 
 
 def test_an_endless_loop_fails_the_checks_without_hanging(make_workspace, monkeypatch):
