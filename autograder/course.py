@@ -6,6 +6,7 @@ The single place that knows the layout, so that moving a folder is a one-line ch
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +57,16 @@ def step(step_id: str) -> Step:
     from autograder.errors import AutograderError
 
     raise AutograderError(f"there is no step {step_id!r} in this course", hint=f"pick one of: {known}")
+
+
+def pinned_versions(requirements: Path) -> dict[str, str]:
+    """``name==version`` lines of a requirements file, by normalised name (PEP 503)."""
+    pins = {}
+    for line in requirements.read_text().splitlines():
+        match = re.fullmatch(r"\s*([A-Za-z0-9_.\-]+)==(\S+)\s*", line.split("#", 1)[0])
+        if match:
+            pins[re.sub(r"[-_.]+", "-", match.group(1)).lower()] = match.group(2)
+    return pins
 
 
 def cache_dir() -> Path:

@@ -3,7 +3,6 @@ the command that fixes it. Reads the machine's state; changes nothing."""
 
 from __future__ import annotations
 
-import re
 import shutil
 import sys
 from dataclasses import dataclass
@@ -28,12 +27,7 @@ class Finding:
 
 
 def _direct_pins() -> dict[str, str]:
-    pins = {}
-    for line in (course.REPO_ROOT / "requirements.in").read_text().splitlines():
-        match = re.fullmatch(r"\s*([A-Za-z0-9_.\-]+)==(\S+)\s*", line.split("#", 1)[0])
-        if match:
-            pins[match.group(1)] = match.group(2)
-    return pins
+    return course.pinned_versions(course.REPO_ROOT / "requirements.in")
 
 
 def check_python() -> Finding:

@@ -46,12 +46,7 @@ def _normalise(name: str) -> str:
 
 def course_lock() -> dict[str, str]:
     """The course environment's pinned versions (requirements.txt at the repository root)."""
-    pins = {}
-    for line in (course.REPO_ROOT / "requirements.txt").read_text().splitlines():
-        match = re.fullmatch(r"([A-Za-z0-9_.\-]+)==(\S+)", line.strip())
-        if match:
-            pins[_normalise(match.group(1))] = match.group(2)
-    return pins
+    return course.pinned_versions(course.REPO_ROOT / "requirements.txt")
 
 
 @STEP.check(
