@@ -17,7 +17,7 @@ def _check(args) -> int:
     from autograder.progress import record
     from autograder.reports import results_json, terminal
 
-    report = grade_step(args.step, args.workspace)
+    report = grade_step(args.step, args.workspace, only=args.only)
     record(args.workspace, report)
     print(terminal.step_table(report))
     if args.json:
@@ -160,6 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("step", help="step number, e.g. 01")
     check.add_argument("--workspace", type=Path, default=course.STUDENT_WORKSPACE, help="default: %(default)s")
     check.add_argument("--json", type=Path, help="also write the results as JSON to this file")
+    check.add_argument(
+        "--only", action="append", metavar="CHECK", help="run only this check (e.g. json-logs); repeatable"
+    )
     check.set_defaults(handler=_check)
 
     release = commands.add_parser("release", help="generate exercises/ from solutions/ (nbgrader)")

@@ -21,6 +21,8 @@ ASSIGNMENT = "resnet-service"
 WORKSPACE_NAME = "workspace"
 REFERENCE_WORKSPACE = SOLUTIONS_DIR / ASSIGNMENT / WORKSPACE_NAME
 STUDENT_WORKSPACE = EXERCISES_DIR / ASSIGNMENT / WORKSPACE_NAME
+# Hidden from learners (the release skips hidden/): the faulty services that grade step 04's tests.
+FAULTY_VARIANTS = SOLUTIONS_DIR / ASSIGNMENT / "hidden" / "faulty-variants.toml"
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,8 @@ STEPS: tuple[Step, ...] = (
     Step("00", "Setup and orientation", "00-setup-and-orientation.ipynb"),
     Step("01", "Model inference", "01-model-inference.ipynb"),
     Step("02", "Configuration", "02-configuration.ipynb"),
+    Step("03", "Flask API", "03-flask-api.ipynb"),
+    Step("04", "Testing the service", "04-testing-the-service.ipynb"),
     Step("05", "Container image", None),
 )
 

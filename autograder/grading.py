@@ -12,18 +12,20 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from autograder import checks, course
+from autograder import checks, course, variants
 from autograder.checks.context import Context
 from autograder.checks.result import CheckResult, Verdict
-from autograder.errors import ContainerError, DockerUnavailable, WorkspaceError
+from autograder.errors import AutograderError, ContainerError, DockerUnavailable, WorkspaceError
 from autograder.runners import docker as docker_runner
-from autograder.runners import offline
+from autograder.runners import offline, pytest_suite
 from autograder.runners.python_probe import probe_for
 
 # No trained weights can be downloaded on the course machines: graded containers run on seeded,
 # labelled random weights, and the predict check expects the answers to say so.
 GRADING_CONTAINER_ENV = {"MODEL_ALLOW_RANDOM_WEIGHTS": "1", "TORCH_NUM_THREADS": "1"}
 LIVE_STEPS = {"05"}
+# Steps that grade the learner's tests by running them against the reference and its faulty variants.
+SUITE_STEPS = {"04"}
 
 
 @dataclass(frozen=True)
@@ -59,10 +61,30 @@ def grade_step(step_id: str, workspace: Path | str, *, only: Iterable[str] | Non
     step = course.step(step_id)
     path = resolve_workspace(workspace)
     step_checks = checks.for_step(step.id)
+    unknown = sorted(
+        set(only or ()) - {c.id for c in step_checks.checks} - {c.id.split(".", 1)[1] for c in step_checks.checks}
+    )
+    if unknown:
+        names = ", ".join(c.id.split(".", 1)[1] for c in step_checks.checks)
+        raise AutograderError(f"step {step.id} has no check {', '.join(unknown)}", hint=f"its checks: {names}")
     if step.id in LIVE_STEPS:
         with live_context(path) as context:
             return StepReport(step, step_checks.run(context, only))
+    if step.id in SUITE_STEPS:
+        return StepReport(step, step_checks.run(suite_context(path), only))
     return StepReport(step, step_checks.run(Context(workspace=path, run_python=probe_for(path)), only))
+
+
+def suite_context(workspace: Path) -> Context:
+    """Step 04's context: the learner's tests, run against the reference service and its variants."""
+    context = Context(workspace=workspace)
+    try:
+        faulty = variants.load()
+    except AutograderError as error:
+        context.skip_reason = f"{error} ({error.hint})"
+        return context
+    context.run_suite = pytest_suite.suite_runner(workspace, course.REFERENCE_WORKSPACE, faulty)
+    return context
 
 
 def image_tag(workspace: Path) -> str:
@@ -89,7 +111,8 @@ def live_context(workspace: Path) -> Iterator[Context]:
         else:
             try:
                 context.service = cleanup.enter_context(
-                    docker_runner.run_service(context.build.tag, env=GRADING_CONTAINER_ENV)
+                    # Ready means the model is loaded and warmed up (step 03's /ready), not just alive.
+                    docker_runner.run_service(context.build.tag, env=GRADING_CONTAINER_ENV, ready_path="/ready")
                 )
             except ContainerError as error:
                 context.service_error = str(error)

@@ -14,6 +14,7 @@ from pathlib import Path
 import nbformat
 
 from autograder import course
+from autograder.errors import NotebookError
 from autograder.runners.notebooks import ExecutedNotebook, execute_notebook, fresh_copy
 from autograder.trees import ALWAYS_IGNORED, differences
 
@@ -40,6 +41,25 @@ def strip_solution_markers(notebook_path: Path) -> None:
     nbformat.write(notebook, str(notebook_path))
 
 
+def short_checkpoints(executed: Path) -> list[str]:
+    """Checkpoint cells of an executed notebook whose score is below their points: "grade_id: 3/4"."""
+    notebook = nbformat.read(str(executed), as_version=4)
+    short = []
+    for cell in notebook.cells:
+        grading = cell.metadata.get("nbgrader", {})
+        if cell.cell_type != "code" or not grading.get("grade") or "checkpoint(" not in cell.source:
+            continue
+        results = [o for o in cell.get("outputs", []) if o.get("output_type") == "execute_result"]
+        score = results[0].get("data", {}).get("text/plain", "") if results else ""
+        try:
+            earned = float(score)
+        except ValueError:
+            earned = 0.0
+        if earned < float(grading.get("points", 0)):
+            short.append(f"{grading['grade_id']}: {score or 'no score'}/{grading.get('points')}")
+    return short
+
+
 def run_solutions(*, check: bool = False, run_dir: Path = RUN_DIR, progress=print) -> SolutionsRun:
     """Execute the solution notebooks; with ``check`` only report drift of the committed workspace."""
     assignment = course.SOLUTIONS_DIR / course.ASSIGNMENT
@@ -54,6 +74,12 @@ def run_solutions(*, check: bool = False, run_dir: Path = RUN_DIR, progress=prin
         progress(f"executing {step.notebook} ...")
         executed = execute_notebook(copy / step.notebook, run_dir / "executed" / step.notebook, cwd=copy)
         progress(f"  done in {executed.seconds:.0f} s -> {executed.output}")
+        short = short_checkpoints(executed.output)
+        if short:
+            raise NotebookError(
+                f"{step.notebook}: the reference solution does not earn every point: " + "; ".join(short),
+                hint=f"open the executed copy {executed.output} to see the checkpoint tables",
+            )
         run.executed.append(executed)
     run.workspace = copy / course.WORKSPACE_NAME
     run.differences = differences(run.workspace, course.REFERENCE_WORKSPACE)

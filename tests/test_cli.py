@@ -42,4 +42,4 @@ def test_missing_workspace_is_a_clear_error_without_traceback(tmp_path):
 
 def test_unknown_step_names_the_known_ones():
     result = _cli("check", "42")
-    assert result.returncode == 2 and "pick one of: 00, 01, 02, 05" in result.stderr
+    assert result.returncode == 2 and "pick one of: 00, 01, 02, 03, 04, 05" in result.stderr

@@ -15,6 +15,7 @@ LAYERS = {
     "errors": 0,
     "course": 0,
     "trees": 0,
+    "variants": 0,
     "checks": 1,
     "runners": 2,
     "release": 3,

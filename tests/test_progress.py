@@ -39,9 +39,21 @@ def test_step_files_come_from_the_solution_notebook():
         "service/imaging.py",
         "service/weights.py",
         "service/model.py",
+    ]
+    assert progress.step_files(course.step("03")) == [
+        "service/problems.py",
+        "service/metrics.py",
+        "service/logs.py",
+        "service/openapi.py",
         "service/app.py",
         "Dockerfile",
         ".dockerignore",
+    ]
+    assert progress.step_files(course.step("04")) == [
+        "tests/conftest.py",
+        "tests/test_predict.py",
+        "tests/test_errors.py",
+        "tests/test_operations.py",
     ]
     assert progress.step_files(course.step("05")) == []
 
@@ -54,7 +66,7 @@ def test_progress_moves_from_not_started_to_done(tmp_path):
     (workspace / "service").mkdir()
     (workspace / "service" / "model.py").write_text("x = 1\n")
     first = {s.step.id: s for s in progress.progress(workspace)}["01"]
-    assert first.state == "not checked" and first.detail == "1/6 files written"
+    assert first.state == "not checked" and first.detail == "1/3 files written"
     # A checkpoint that ran two checks, one failing: in progress, the rest not run yet.
     progress.record(
         workspace,

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from autograder.checks import step00_orientation, step01_model, step02_configuration, step05_image
+from autograder.checks import (
+    step00_orientation,
+    step01_model,
+    step02_configuration,
+    step03_api,
+    step04_testing,
+    step05_image,
+)
 from autograder.checks.registry import StepChecks
 
 STEP_CHECKS: dict[str, StepChecks] = {
     module.STEP.step_id: module.STEP
-    for module in (step00_orientation, step01_model, step02_configuration, step05_image)
+    for module in (step00_orientation, step01_model, step02_configuration, step03_api, step04_testing, step05_image)
 }
 
 

@@ -31,8 +31,51 @@ class ProbeResult:
         return self.error or "your code raised an error"
 
 
+@dataclass(frozen=True)
+class SuiteRun:
+    """What came back from running a learner's pytest suite once."""
+
+    exit_code: int  # pytest's: 0 all passed, 1 some failed, 2 interrupted, 5 no tests; -1 timed out
+    collected: int = 0
+    failed: int = 0
+    errors: int = 0
+    skipped: int = 0
+    timed_out: bool = False
+    seconds: float = 0.0
+    output_tail: str = ""
+
+    @property
+    def passed(self) -> bool:
+        """Every collected test passed, and there was at least one."""
+        return self.exit_code == 0 and self.collected > 0
+
+    @property
+    def caught_something(self) -> bool:
+        """The suite did not pass (failed, crashed or hung): on a faulty service whose reference
+        passes, that means the fault was caught."""
+        return self.exit_code != 0
+
+    def describe(self) -> str:
+        if self.timed_out:
+            return f"the suite did not finish in {self.seconds:.0f} s"
+        if self.exit_code == 5 or (self.exit_code == 0 and not self.collected):
+            return "pytest collected no tests"
+        if self.exit_code in (2, 3, 4):
+            last = self.output_tail.strip().splitlines()[-1:] or ["no output"]
+            return f"pytest could not run the suite ({last[0]})"
+        return f"{self.collected} tests: {self.failed} failed, {self.errors} errors, {self.skipped} skipped"
+
+
 class PythonProbe(Protocol):
     def __call__(self, code: str, *, timeout: float = ...) -> ProbeResult: ...
+
+
+class SuiteRunner(Protocol):
+    """Runs the learner's tests against the reference service (None) or a named faulty variant."""
+
+    variants: tuple[tuple[str, str], ...]  # (name, description) of every faulty variant
+
+    def __call__(self, variant: str | None = None) -> SuiteRun: ...
 
 
 class Service(Protocol):
@@ -58,6 +101,8 @@ class Context:
     workspace: Path
     # Static and probe-based checks (steps 00-02) get a probe bound to the workspace.
     run_python: PythonProbe | None = None
+    # Step 04 runs the learner's tests against the reference service and its faulty variants.
+    run_suite: SuiteRunner | None = None
     # Live checks (step 05) get what happened to the image and, if it started, the running service.
     skip_reason: str = ""  # set when they cannot run here (no Docker engine): skipped, never passed
     build: Build | None = None

@@ -49,7 +49,7 @@ def run_one(check: Check, context: Context) -> CheckResult:
     elif outcome.passed:
         verdict, points = Verdict.PASSED, check.max_points
     else:
-        verdict, points = Verdict.FAILED, 0.0
+        verdict, points = Verdict.FAILED, round(check.max_points * (outcome.score or 0.0), 2)
     return CheckResult(
         id=check.id,
         title=check.title,

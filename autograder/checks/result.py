@@ -60,6 +60,8 @@ class Outcome:
     message: str
     figures: tuple[tuple[str, str], ...] = ()
     skipped: bool = False
+    # Partial credit: the share of the check's points earned (None: all or nothing by ``passed``).
+    score: float | None = None
 
     @classmethod
     def ok(cls, message: str, **figures: str) -> Outcome:
@@ -68,6 +70,12 @@ class Outcome:
     @classmethod
     def fail(cls, message: str, **figures: str) -> Outcome:
         return cls(False, message, tuple(figures.items()))
+
+    @classmethod
+    def partial(cls, score: float, message: str, **figures: str) -> Outcome:
+        """Passed only with the full score; otherwise failed, but worth ``score`` of the points."""
+        score = min(max(score, 0.0), 1.0)
+        return cls(score >= 1.0, message, tuple(figures.items()), score=score)
 
     @classmethod
     def skip(cls, message: str) -> Outcome:

@@ -19,7 +19,7 @@ from autograder.checks.registry import StepChecks
 from autograder.checks.result import Outcome
 
 STEP = StepChecks("00")
-RUNTIME_PACKAGES = ("torch", "torchvision", "numpy", "pillow", "flask", "gunicorn")
+RUNTIME_PACKAGES = ("torch", "torchvision", "numpy", "pillow", "flask", "prometheus-client", "gunicorn")
 # Never in git: caches, environments, notebooks' autosaves, model weights (large, binary, licensed).
 MUST_IGNORE = (
     "service/__pycache__/model.cpython-311.pyc",

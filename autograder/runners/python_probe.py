@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 from autograder.checks.context import ProbeResult
+from autograder.runners.processes import run_in_own_group, tail
 
 MARKER = "@@autograder-probe-result@@"
 DEFAULT_TIMEOUT = 120.0
@@ -51,37 +50,25 @@ def run_probe(workspace: Path, code: str, *, timeout: float = DEFAULT_TIMEOUT) -
             "PYTHONUNBUFFERED": "1",
             "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2"),
         }
-        process = subprocess.Popen(
+        finished = run_in_own_group(
             [sys.executable, "-c", _BOOTSTRAP, str(workspace), str(script), MARKER],
             cwd=scratch,
             env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            errors="replace",
-            start_new_session=True,  # its own process group, so children die with it
+            timeout=timeout,
         )
-        try:
-            output, _ = process.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            _kill_group(process)
-            output, _ = process.communicate()
-            return ProbeResult(ok=False, timed_out=True, output_tail=_tail(output))
-        except BaseException:
-            _kill_group(process)
-            process.wait()
-            raise
+    output = finished.output
+    if finished.timed_out:
+        return ProbeResult(ok=False, timed_out=True, output_tail=tail(output))
     before, marker, after = output.rpartition(MARKER)
     if not marker:
-        return ProbeResult(ok=False, crashed=True, output_tail=_tail(output) or f"exit status {process.returncode}")
+        return ProbeResult(ok=False, crashed=True, output_tail=tail(output) or f"exit status {finished.returncode}")
     try:
         payload = json.loads(after.strip().splitlines()[0])
     except (ValueError, IndexError):
-        return ProbeResult(ok=False, crashed=True, output_tail=_tail(output))
+        return ProbeResult(ok=False, crashed=True, output_tail=tail(output))
     if payload["ok"]:
-        return ProbeResult(ok=True, value=payload["value"], output_tail=_tail(before))
-    return ProbeResult(ok=False, error=payload["error"], output_tail=_tail(before))
+        return ProbeResult(ok=True, value=payload["value"], output_tail=tail(before))
+    return ProbeResult(ok=False, error=payload["error"], output_tail=tail(before))
 
 
 def probe_for(workspace: Path):
@@ -94,14 +81,3 @@ def probe_for(workspace: Path):
         return run_probe(workspace, code, timeout=min(timeout, cap) if cap else timeout)
 
     return probe
-
-
-def _kill_group(process: subprocess.Popen) -> None:
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-
-
-def _tail(text: str, lines: int = 15) -> str:
-    return "\n".join(text.strip().splitlines()[-lines:])

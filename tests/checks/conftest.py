@@ -8,6 +8,18 @@ from autograder.checks.result import Verdict
 from autograder.grading import grade_step
 
 
+@pytest.fixture(scope="module")
+def reference_results(request, reference_workspace):
+    """Results of the module's step (its STEP_ID) on the reference workspace, by check id."""
+    return {r.id: r for r in grade_step(request.module.STEP_ID, reference_workspace).results}
+
+
+@pytest.fixture(scope="module")
+def blank_results(request, blank_workspace):
+    """Results of the module's step on the untouched student workspace, by check id."""
+    return {r.id: r for r in grade_step(request.module.STEP_ID, blank_workspace).results}
+
+
 @pytest.fixture
 def assert_variant_caught(make_workspace):
     """Grade one faulty variant of the reference workspace: the named check must fail, saying why."""

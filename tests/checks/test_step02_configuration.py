@@ -7,20 +7,10 @@ import pytest
 
 from autograder.checks import step02_configuration
 from autograder.checks.result import Verdict
-from autograder.grading import grade_step
 
+STEP_ID = "02"
 CHECK_IDS = [check.id for check in step02_configuration.STEP.checks]
 CONFIG = "service/config.py"
-
-
-@pytest.fixture(scope="module")
-def reference_results(reference_workspace):
-    return {r.id: r for r in grade_step("02", reference_workspace).results}
-
-
-@pytest.fixture(scope="module")
-def blank_results(blank_workspace):
-    return {r.id: r for r in grade_step("02", blank_workspace).results}
 
 
 @pytest.mark.parametrize("check_id", CHECK_IDS)
