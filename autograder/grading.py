@@ -90,7 +90,7 @@ def suite_context(workspace: Path) -> Context:
 def image_tag(workspace: Path) -> str:
     """One tag per workspace, so regrading replaces the image instead of piling up new ones."""
     digest = hashlib.sha256(str(workspace).encode()).hexdigest()[:12]
-    return f"resnet-course/graded:{digest}"
+    return f"{docker_runner.GRADED_REPOSITORY}:{digest}"
 
 
 @contextlib.contextmanager

@@ -311,20 +311,29 @@ def labelled_containers() -> list[str]:
     return [c.short_id for c in client().containers.list(all=True, filters={"label": LABEL})]
 
 
+GRADED_REPOSITORY = "resnet-course/graded"
+
+
 def prune_images(keep: int = IMAGE_CACHE_KEEP) -> list[str]:
     """Remove all but the ``keep`` newest images the autograder built (stand-in base images excepted)."""
     engine = client()
+    # Builds inherit their base image's labels, the stand-in's included: tell the base image
+    # apart by its tag, and prune only what grading built.
     images = [
         image
         for image in engine.images.list(all=False, filters={"label": LABEL})
-        if STAND_IN_LABEL not in (image.labels or {})
+        if any(tag.startswith(GRADED_REPOSITORY + ":") for tag in image.tags)
     ]
     images.sort(key=lambda image: image.attrs.get("Created", ""), reverse=True)
     removed = []
     for image in images[keep:]:
-        with contextlib.suppress(Exception):
-            engine.images.remove(image.id, force=True)
-            removed.append(image.short_id)
+        # Untag rather than delete by id: an image that is the parent of a newer build (a
+        # variant that adds a layer) cannot be deleted by id, even forced; once untagged, the
+        # engine drops its layers as soon as no image needs them.
+        for reference in image.tags or [image.id]:
+            with contextlib.suppress(Exception):
+                engine.images.remove(reference, force=True)
+                removed.append(reference)
     return removed
 
 
