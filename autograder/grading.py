@@ -83,7 +83,7 @@ def suite_context(workspace: Path) -> Context:
     except AutograderError as error:
         context.skip_reason = f"{error} ({error.hint})"
         return context
-    context.run_suite = pytest_suite.suite_runner(workspace, course.REFERENCE_WORKSPACE, faulty)
+    context.run_suite = pytest_suite.SuiteRunner(workspace, course.REFERENCE_WORKSPACE, faulty)
     return context
 
 

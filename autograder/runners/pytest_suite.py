@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from autograder.checks.context import SuiteRun
-from autograder.runners.processes import run_in_own_group, tail
+from autograder.runners.processes import capped, run_in_own_group, tail
 from autograder.variants import Variant, apply
 
 DEFAULT_TIMEOUT = 300.0
@@ -68,28 +68,29 @@ def run_against(tests_from: Path, service_from: Path, variant: Variant | None = 
         return run_suite(directory, **options)
 
 
-def suite_runner(tests_from: Path, reference: Path, variants: Iterable[Variant], *, timeout: float | None = None):
-    """A Context.run_suite: ``run_suite(None)`` runs the suite on the reference service,
-    ``run_suite("name")`` on that faulty variant (stopping at the first failure). Results are
+class SuiteRunner:
+    """A Context.run_suite: ``runner(None)`` runs the learner's suite on the reference service,
+    ``runner("name")`` on that faulty variant (stopping at the first failure). Results are
     remembered, so several checks can ask for the same run."""
-    by_name = {v.name: v for v in variants}
-    cap = float(os.environ.get("COURSE_PROBE_TIMEOUT", "0") or 0)
-    limit = min(timeout or DEFAULT_TIMEOUT, cap or DEFAULT_TIMEOUT)
-    done: dict[str | None, SuiteRun] = {}
 
-    def run(variant: str | None = None) -> SuiteRun:
-        if variant not in done:
-            done[variant] = run_against(
-                tests_from,
-                reference,
-                by_name[variant] if variant else None,
-                timeout=limit,
+    def __init__(
+        self, tests_from: Path, reference: Path, variants: Iterable[Variant], *, timeout: float = DEFAULT_TIMEOUT
+    ):
+        self._tests_from, self._reference, self._timeout = tests_from, reference, capped(timeout)
+        self._by_name = {v.name: v for v in variants}
+        self.variants = tuple((v.name, v.description) for v in self._by_name.values())
+        self._done: dict[str | None, SuiteRun] = {}
+
+    def __call__(self, variant: str | None = None) -> SuiteRun:
+        if variant not in self._done:
+            self._done[variant] = run_against(
+                self._tests_from,
+                self._reference,
+                self._by_name[variant] if variant else None,
+                timeout=self._timeout,
                 stop_at_first_failure=variant is not None,
             )
-        return done[variant]
-
-    run.variants = tuple((v.name, v.description) for v in by_name.values())
-    return run
+        return self._done[variant]
 
 
 def _counts(report: Path) -> dict:

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 from autograder.checks.context import ProbeResult
-from autograder.runners.processes import run_in_own_group, tail
+from autograder.runners.processes import capped, run_in_own_group, tail
 
 MARKER = "@@autograder-probe-result@@"
 DEFAULT_TIMEOUT = 120.0
@@ -74,10 +74,7 @@ def run_probe(workspace: Path, code: str, *, timeout: float = DEFAULT_TIMEOUT) -
 def probe_for(workspace: Path):
     """A PythonProbe bound to one workspace, as the checks' Context expects."""
 
-    # COURSE_PROBE_TIMEOUT caps every probe (slow machines raise it; tests of endless loops lower it).
-    cap = float(os.environ.get("COURSE_PROBE_TIMEOUT", "0") or 0)
-
     def probe(code: str, *, timeout: float = DEFAULT_TIMEOUT) -> ProbeResult:
-        return run_probe(workspace, code, timeout=min(timeout, cap) if cap else timeout)
+        return run_probe(workspace, code, timeout=capped(timeout))
 
     return probe
