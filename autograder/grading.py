@@ -17,7 +17,7 @@ from autograder.checks.context import Context
 from autograder.checks.result import CheckResult, Verdict
 from autograder.errors import AutograderError, ContainerError, DockerUnavailable, WorkspaceError
 from autograder.runners import docker as docker_runner
-from autograder.runners import offline, pytest_suite
+from autograder.runners import hadolint, offline, pytest_suite
 from autograder.runners.python_probe import probe_for
 
 # No trained weights can be downloaded on the course machines: graded containers run on seeded,
@@ -96,12 +96,19 @@ def image_tag(workspace: Path) -> str:
 @contextlib.contextmanager
 def live_context(workspace: Path) -> Iterator[Context]:
     """Build the workspace's image and run it; yield a Context describing what happened."""
+    context = Context(workspace=workspace, random_weights_expected=True)
+    dockerfile = workspace / "Dockerfile"
+    if dockerfile.is_file():
+        try:
+            context.lint_findings = hadolint.lint(dockerfile)
+        except AutograderError as error:
+            context.lint_error = f"{error} ({error.hint})"
     available, why = docker_runner.engine_available()
     if not available:
-        yield Context(workspace=workspace, skip_reason=f"skipped: no Docker engine ({why})")
+        context.skip_reason = f"skipped: no Docker engine ({why})"
+        yield context
         return
     docker_runner.remove_leftover_containers()
-    context = Context(workspace=workspace, random_weights_expected=True)
     with contextlib.ExitStack() as cleanup:
         cleanup.callback(docker_runner.prune_images)  # bounded image cache, also on errors
         try:

@@ -66,6 +66,16 @@ class SuiteRun:
         return f"{self.collected} tests: {self.failed} failed, {self.errors} errors, {self.skipped} skipped"
 
 
+@dataclass(frozen=True)
+class LintFinding:
+    """One finding of hadolint: a rule id (DL3008, SC2164...), its level, the line, the message."""
+
+    code: str
+    level: str  # error, warning, info, style
+    line: int
+    message: str
+
+
 class PythonProbe(Protocol):
     def __call__(self, code: str, *, timeout: float = ...) -> ProbeResult: ...
 
@@ -103,6 +113,9 @@ class Context:
     run_python: PythonProbe | None = None
     # Step 04 runs the learner's tests against the reference service and its faulty variants.
     run_suite: SuiteRunner | None = None
+    # Step 05's static checks read hadolint's findings on the Dockerfile (None: not linted).
+    lint_findings: list[LintFinding] | None = None
+    lint_error: str = ""
     # Live checks (step 05) get what happened to the image and, if it started, the running service.
     skip_reason: str = ""  # set when they cannot run here (no Docker engine): skipped, never passed
     build: Build | None = None
