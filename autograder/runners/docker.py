@@ -315,7 +315,8 @@ GRADED_REPOSITORY = "resnet-course/graded"
 
 
 def prune_images(keep: int = IMAGE_CACHE_KEEP) -> list[str]:
-    """Remove all but the ``keep`` newest images the autograder built (stand-in base images excepted)."""
+    """Remove all but the ``keep`` newest images the autograder built, and all but the ``keep``
+    newest build stages they left (stand-in base images excepted)."""
     engine = client()
     # Builds inherit their base image's labels, the stand-in's included: tell the base image
     # apart by its tag, and prune only what grading built.
@@ -324,9 +325,16 @@ def prune_images(keep: int = IMAGE_CACHE_KEEP) -> list[str]:
         for image in engine.images.list(all=False, filters={"label": LABEL})
         if any(tag.startswith(GRADED_REPOSITORY + ":") for tag in image.tags)
     ]
-    images.sort(key=lambda image: image.attrs.get("Created", ""), reverse=True)
+    # The build stages of multi-stage Dockerfiles stay behind untagged (the legacy builder keeps
+    # them as cache): each is gigabytes, so they get the same bound.
+    stages = engine.images.list(filters={"label": LABEL, "dangling": True})
+    newest_first = lambda group: sorted(group, key=lambda image: image.attrs.get("Created", ""), reverse=True)  # noqa: E731
     removed = []
-    for image in images[keep:]:
+    for image in newest_first(stages)[keep:]:
+        with contextlib.suppress(Exception):
+            engine.images.remove(image.id)
+            removed.append(image.short_id)
+    for image in newest_first(images)[keep:]:
         # Untag rather than delete by id: an image that is the parent of a newer build (a
         # variant that adds a layer) cannot be deleted by id, even forced; once untagged, the
         # engine drops its layers as soon as no image needs them.

@@ -157,5 +157,6 @@ def test_prune_keeps_a_bounded_number_of_images(base_image, docker_engine):
     ]
     # Graded builds inherit the stand-in base image's labels: they are pruned all the same.
     assert len(after) <= 3
+    assert len(engine.images.list(filters={"label": docker_engine.LABEL, "dangling": True})) <= 3
     assert docker_engine.image_exists(base_image), "the base image is never pruned"
     assert {i.id for i in after} <= before
