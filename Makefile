@@ -10,12 +10,13 @@ PIP_VERSION := 25.3
 RUN    := PATH="$(abspath $(BIN)):$$PATH" $(PY)
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv demo test lab release release-check run-solutions lint lock clean
+.PHONY: help venv demo test bench lab release release-check run-solutions lint lock clean
 
 help:
 	@echo "make demo    set up (first time), then grade the reference solution end to end"
 	@echo "make test    the whole test suite (what CI runs)"
 	@echo "make lab     JupyterLab on exercises/ for learners"
+	@echo "make bench   benchmarks that print figures (step 05 grading time with a cached dependency layer)"
 	@echo "make release / release-check / run-solutions / lint / lock / clean"
 
 venv: $(STAMP)
@@ -33,8 +34,11 @@ demo: venv
 	$(RUN) -m autograder demo
 
 test: venv
-	$(RUN) -m ruff check autograder tests
+	$(RUN) -m ruff check autograder tests benchmarks
 	$(RUN) -m pytest
+
+bench: venv
+	$(RUN) benchmarks/step05_grading.py
 
 lab: venv
 	$(RUN) -m jupyter lab --notebook-dir=exercises
@@ -49,8 +53,8 @@ run-solutions: venv
 	$(RUN) -m autograder run-solutions
 
 lint: venv
-	$(RUN) -m ruff check autograder tests
-	$(RUN) -m ruff format --check autograder tests
+	$(RUN) -m ruff check autograder tests benchmarks
+	$(RUN) -m ruff format --check autograder tests benchmarks
 
 # Regenerate requirements.txt from requirements.in in a throw-away environment.
 lock:

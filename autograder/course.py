@@ -47,7 +47,7 @@ STEPS: tuple[Step, ...] = (
     Step("02", "Configuration", "02-configuration.ipynb"),
     Step("03", "Flask API", "03-flask-api.ipynb"),
     Step("04", "Testing the service", "04-testing-the-service.ipynb"),
-    Step("05", "Container image", None),
+    Step("05", "Container image", "05-container-image.ipynb"),
 )
 
 

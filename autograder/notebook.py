@@ -29,3 +29,21 @@ def import_workspace_module(name: str, workspace: str | Path = "workspace"):
         del sys.modules[loaded]
     importlib.invalidate_caches()
     return importlib.import_module(name)
+
+
+def image_layers(workspace: str | Path = "workspace", largest: int = 8) -> str:
+    """The image the last step 05 checkpoint built: its size and its heaviest layers, as
+    `docker history` shows them, with the Dockerfile instruction that made each."""
+    from autograder.grading import image_tag
+    from autograder.runners import docker as docker_runner
+
+    tag = image_tag(Path(workspace).resolve())
+    if not docker_runner.image_exists(tag):
+        return f"no image {tag} yet: run the step 05 checkpoint that builds it"
+    image = docker_runner.client().images.get(tag)
+    history = image.history()
+    lines = [f"{tag}: {image.attrs.get('Size', 0) / 1e9:.2f} GB in {len(history)} layers; the heaviest:"]
+    for layer in sorted(history, key=lambda layer: layer.get("Size", 0), reverse=True)[:largest]:
+        made_by = " ".join(layer.get("CreatedBy", "").replace("/bin/sh -c #(nop) ", "").split())
+        lines.append(f"  {layer.get('Size', 0) / 1e6:9.1f} MB  {made_by[:100] or '(the base image)'}")
+    return "\n".join(lines)

@@ -46,8 +46,6 @@ def test_step_files_come_from_the_solution_notebook():
         "service/logs.py",
         "service/openapi.py",
         "service/app.py",
-        "Dockerfile",
-        ".dockerignore",
     ]
     assert progress.step_files(course.step("04")) == [
         "tests/conftest.py",
@@ -55,7 +53,12 @@ def test_step_files_come_from_the_solution_notebook():
         "tests/test_errors.py",
         "tests/test_operations.py",
     ]
-    assert progress.step_files(course.step("05")) == []
+    assert progress.step_files(course.step("05")) == [
+        ".dockerignore",
+        "gunicorn.conf.py",
+        "Dockerfile",
+        "weights/README.md",
+    ]
 
 
 def test_progress_moves_from_not_started_to_done(tmp_path):
@@ -106,7 +109,8 @@ def test_catch_up_creates_missing_files_and_backs_up_the_learners(tmp_path):
     assert changes["service/model.py"].action == "replaced"
     backup = workspace / changes["service/model.py"].backup
     assert backup.read_text() == "# my own attempt\n"
-    assert changes["Dockerfile"].action == "created"
+    assert changes["tests/conftest.py"].action == "created"
+    assert "Dockerfile" not in changes, "step 05's own files are the learner's to write"
     assert mine.read_bytes() == (course.REFERENCE_WORKSPACE / "service" / "model.py").read_bytes()
     again = progress.catch_up("05", workspace)
     assert {c.action for c in again} == {"unchanged"}, "a second catch-up changes nothing"

@@ -96,6 +96,27 @@ class Service(Protocol):
 
     def request(self, method: str, path: str, **kwargs) -> object: ...
 
+    def running(self) -> bool: ...
+
+    def configured_user(self) -> str:
+        """USER from the image's configuration ('' means root)."""
+
+    def process_uids(self) -> dict[int, str]:
+        """'UID command' of each process in the container, by PID."""
+
+    def read_only_root_trouble(self) -> str:
+        """A hint when the logs show writes to the read-only root filesystem, else ''."""
+
+    def stop(self, grace: float) -> StopResult:
+        """SIGTERM, SIGKILL after ``grace`` seconds; the same result on every later call."""
+
+
+class StopResult(Protocol):
+    seconds: float
+    exit_code: int
+    oom_killed: bool
+    logs: str
+
 
 class Build(Protocol):
     """What the live checks read of an image build (runners.docker.BuildResult)."""

@@ -24,13 +24,18 @@ def photo_path(name: str = "chelsea.png") -> Path:
     return path
 
 
-def photo_jpeg_bytes(name: str = "chelsea.png", quality: int = 90) -> bytes:
-    """The photo re-encoded as JPEG, the format clients most often send."""
+def photo_bytes(name: str = "chelsea.png", *, mode: str = "RGB", image_format: str = "JPEG", **options) -> bytes:
+    """The photo converted to ``mode`` (RGB, RGBA, L for grayscale...) and encoded as ``image_format``."""
     import io
 
     from PIL import Image
 
     with Image.open(photo_path(name)) as image:
         buffer = io.BytesIO()
-        image.convert("RGB").save(buffer, format="JPEG", quality=quality)
+        image.convert(mode).save(buffer, format=image_format, **options)
     return buffer.getvalue()
+
+
+def photo_jpeg_bytes(name: str = "chelsea.png", quality: int = 90) -> bytes:
+    """The photo re-encoded as JPEG, the format clients most often send."""
+    return photo_bytes(name, quality=quality)

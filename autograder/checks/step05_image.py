@@ -8,15 +8,35 @@ over 127.0.0.1; without a Docker engine they are *skipped*, never passed.
 
 from __future__ import annotations
 
+import os
+
 from autograder.checks import dockerfile
 from autograder.checks.context import Context
 from autograder.checks.registry import StepChecks
 from autograder.checks.result import Outcome
-from autograder.checks.samples import photo_jpeg_bytes
+from autograder.checks.samples import photo_bytes, photo_jpeg_bytes
 
 STEP = StepChecks("05")
 PREDICTION_KEYS = {"class_id", "label", "probability"}
+PROBLEM_MEDIA_TYPE = "application/problem+json"
 DOCKERFILE = "Dockerfile"
+# Reported, never graded: on the offline CUDA wheels the reference image is about 6 GB, on the
+# CPU-only wheels about 1.5 GB. Instructors set their own figures.
+IMAGE_BUDGET_GB = float(os.environ.get("COURSE_IMAGE_BUDGET_GB", "2"))
+LAYER_BUDGET = int(os.environ.get("COURSE_IMAGE_LAYER_BUDGET", "20"))
+# What grading can do without building the image: the Dockerfile's checks.
+STATIC_CHECKS = frozenset(
+    {
+        "hadolint-clean",
+        "base-image-pinned",
+        "multi-stage-non-root",
+        "healthcheck",
+        "no-secrets-or-remote-add",
+        "dockerignore",
+    }
+)
+# docker stop's default: SIGTERM, then SIGKILL after this many seconds (Kubernetes waits 30).
+STOP_GRACE_SECONDS = 10
 # Never in the build context: history, notebooks, tests, caches, environments (size, secrets, cache busting).
 MUST_IGNORE = (
     ".git/HEAD",
@@ -181,11 +201,23 @@ def image_builds(ctx: Context) -> Outcome:
     build = ctx.build
     if build is None:
         return Outcome.fail(ctx.build_error or "the image was not built")
+    size_gb = build.size_bytes / 1e9
+    over = [
+        f"{size_gb:.2f} GB is over the {IMAGE_BUDGET_GB:g} GB budget" if size_gb > IMAGE_BUDGET_GB else "",
+        f"{build.layers} layers are over the budget of {LAYER_BUDGET}" if build.layers > LAYER_BUDGET else "",
+    ]
+    over = [note for note in over if note]
+    budget = (
+        "; ".join(over) + " (reported, not graded: `docker history` shows which layers weigh most)"
+        if over
+        else f"within the budget of {IMAGE_BUDGET_GB:g} GB and {LAYER_BUDGET} layers"
+    )
     return Outcome.ok(
         f"built {build.tag}",
         build_seconds=f"{build.seconds:.1f}",
-        image_size=f"{build.size_bytes / 1e9:.2f} GB",
+        image_size=f"{size_gb:.2f} GB",
         layers=str(build.layers),
+        budget=budget,
     )
 
 
@@ -219,25 +251,215 @@ def predict_contract(ctx: Context) -> Outcome:
     response = ctx.service.request(
         "POST", "/predict?top_k=3", files={"file": ("cat.jpg", photo_jpeg_bytes("chelsea.png"), "image/jpeg")}
     )
-    if response.status_code != 200:
-        return Outcome.fail(f"POST /predict answered {response.status_code}: {response.text[:200]}")
-    try:
-        body = response.json()
-    except ValueError:
-        return Outcome.fail(f"POST /predict did not answer JSON (Content-Type {response.headers.get('Content-Type')})")
-    predictions = body.get("predictions") if isinstance(body, dict) else None
-    if not isinstance(predictions, list) or len(predictions) != 3:
-        return Outcome.fail(f"expected 3 predictions for top_k=3, got: {str(body)[:200]}")
-    if any(not isinstance(p, dict) or set(p) != PREDICTION_KEYS for p in predictions):
-        return Outcome.fail(f"each prediction needs exactly the keys {sorted(PREDICTION_KEYS)}: {predictions[0]}")
-    probabilities = [p["probability"] for p in predictions]
-    if probabilities != sorted(probabilities, reverse=True):
-        return Outcome.fail(f"predictions are not sorted, highest first: {probabilities}")
-    missing = [key for key in ("model", "weights_source", "random_weights") if key not in body]
-    if missing:
-        return Outcome.fail(f"the answer does not say which model and weights answered: missing {missing}")
+    body, broken = _prediction(response, top_k=3)
+    if broken:
+        return Outcome.fail(f"POST /predict: {broken}")
     if body["random_weights"] is not True and ctx.random_weights_expected:
         return Outcome.fail("the container runs on random weights but its answer does not say so")
     return Outcome.ok(
         f"top-3 answered in {body.get('inference_ms', '?')} ms", inference_ms=str(body.get("inference_ms"))
     )
+
+
+def _prediction(response, top_k: int) -> tuple[dict, str]:
+    """The answer's body, and what is wrong with it against the step 01 contract ('' if nothing)."""
+    if response.status_code != 200:
+        return {}, f"answered {response.status_code}: {response.text[:200]}"
+    try:
+        body = response.json()
+    except ValueError:
+        return {}, f"did not answer JSON (Content-Type {response.headers.get('Content-Type')})"
+    predictions = body.get("predictions") if isinstance(body, dict) else None
+    if not isinstance(predictions, list) or len(predictions) != top_k:
+        return {}, f"expected {top_k} predictions for top_k={top_k}, got: {str(body)[:200]}"
+    if any(not isinstance(p, dict) or set(p) != PREDICTION_KEYS for p in predictions):
+        return {}, f"each prediction needs exactly the keys {sorted(PREDICTION_KEYS)}: {predictions[0]}"
+    probabilities = [p["probability"] for p in predictions]
+    if probabilities != sorted(probabilities, reverse=True):
+        return {}, f"predictions are not sorted, highest first: {probabilities}"
+    missing = [key for key in ("model", "weights_source", "random_weights") if key not in body]
+    if missing:
+        return {}, f"the answer does not say which model and weights answered: missing {missing}"
+    return body, ""
+
+
+def _live(ctx: Context) -> Outcome | None:
+    """Skip without an engine, fail without a running container, else None (go on)."""
+    if ctx.skip_reason:
+        return Outcome.skip(ctx.skip_reason)
+    if ctx.service is None:
+        return Outcome.fail("no running container to ask")
+    return None
+
+
+def _with_read_only_hint(ctx: Context, message: str) -> Outcome:
+    trouble = ctx.service.read_only_root_trouble()
+    return Outcome.fail(
+        f"{message}; the logs show writes to the read-only root filesystem: {trouble}" if trouble else message
+    )
+
+
+@STEP.check(
+    "runs-as-non-root",
+    "the image says USER non-root, and every process in the running container has a non-zero UID",
+    points=2,
+    hint="USER 10001 in the final stage, after the steps that need root (useradd, apt-get), and no "
+    "entrypoint script that switches back: the engine reports each process's UID.",
+)
+def runs_as_non_root(ctx: Context) -> Outcome:
+    if (not_live := _live(ctx)) is not None:
+        return not_live
+    user = ctx.service.configured_user()
+    if user.split(":")[0] in ("", "0", "root"):
+        return Outcome.fail(f"the image's configuration runs as root (USER {user or 'unset'})")
+    processes = ctx.service.process_uids()
+    as_root = [
+        f"PID {pid} ({uid_and_name.split(' ', 1)[-1]})"
+        for pid, uid_and_name in processes.items()
+        if uid_and_name.split(" ", 1)[0] in ("0", "root")
+    ]
+    if as_root:
+        return Outcome.fail("processes running as root: " + ", ".join(as_root))
+    uids = sorted({uid_and_name.split(" ", 1)[0] for uid_and_name in processes.values()})
+    return Outcome.ok(f"USER {user}; {len(processes)} processes, UID {', '.join(uids)}")
+
+
+@STEP.check(
+    "predicts-png-and-grayscale",
+    "POST /predict answers the contract for an RGBA PNG and a grayscale JPEG too",
+    points=2,
+    hint="Convert every upload to RGB before the transforms (image.convert('RGB')): a PNG has an alpha "
+    "channel, a grayscale JPEG one channel, and ResNet50 wants three.",
+)
+def predicts_png_and_grayscale(ctx: Context) -> Outcome:
+    if (not_live := _live(ctx)) is not None:
+        return not_live
+    uploads = {
+        "an RGBA PNG": ("cup.png", photo_bytes("coffee.png", mode="RGBA", image_format="PNG"), "image/png"),
+        "a grayscale JPEG": ("astronaut.jpg", photo_bytes("astronaut.png", mode="L"), "image/jpeg"),
+    }
+    for kind, upload in uploads.items():
+        response = ctx.service.request("POST", "/predict?top_k=2", files={"file": upload})
+        _, broken = _prediction(response, top_k=2)
+        if broken:
+            return _with_read_only_hint(ctx, f"POST /predict with {kind}: {broken}")
+    return Outcome.ok("RGBA PNG and grayscale JPEG classified")
+
+
+@STEP.check(
+    "metrics-rise",
+    "/metrics is served by the container, and its counters rise with requests",
+    points=1,
+    hint="Under gunicorn each worker has its own counters: with several workers a scrape sees one of "
+    "them. Count requests in http_requests_total and predictions in predictions_total (step 03).",
+)
+def metrics_rise(ctx: Context) -> Outcome:
+    if (not_live := _live(ctx)) is not None:
+        return not_live
+    import requests
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def scrape(session) -> dict[str, float]:
+        response = session.get(ctx.service.base_url + "/metrics", timeout=30)
+        if response.status_code != 200:
+            raise ValueError(f"/metrics answered {response.status_code}")
+        totals: dict[str, float] = {}
+        for family in text_string_to_metric_families(response.text):
+            for sample in family.samples:
+                totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
+        return totals
+
+    upload = {"file": ("cat.jpg", photo_jpeg_bytes(), "image/jpeg")}
+    # Each gunicorn worker counts its own requests, and a scrape reaches one of them: one
+    # keep-alive connection stays with one worker, and a few rounds cover servers that close it.
+    for _ in range(3):
+        with requests.Session() as session:
+            try:
+                before = scrape(session)
+                for _ in range(2):
+                    session.post(ctx.service.base_url + "/predict?top_k=1", files=upload, timeout=60)
+                after = scrape(session)
+            except ValueError as error:
+                return Outcome.fail(f"{error} (Prometheus text format expected)")
+        names = ("http_requests_total", "predictions_total")
+        risen = sorted(name for name in names if after.get(name, 0) > before.get(name, 0))
+        if risen:
+            return Outcome.ok(f"{', '.join(risen)} rose after 2 predictions")
+    return Outcome.fail(
+        "neither http_requests_total nor predictions_total rose after predictions, in 3 tries: "
+        f"{sorted(after)[:12] or 'no metrics at all'}"
+    )
+
+
+# Requests a service meets in the wild; each must get a 4xx problem document, none may hurt it.
+BAD_REQUESTS = (
+    ("POST", "/predict", {}, "no body"),
+    ("POST", "/predict", {"data": b"not an image", "headers": {"Content-Type": "text/plain"}}, "a text body"),
+    (
+        "POST",
+        "/predict",
+        {"data": b"\xff\xd8\xff\xe0" + b"\0" * 64, "headers": {"Content-Type": "image/jpeg"}},
+        "a truncated JPEG",
+    ),
+    ("POST", "/predict?top_k=-3", {"files": {"file": ("cat.jpg", b"", "image/jpeg")}}, "top_k=-3 and an empty file"),
+    ("GET", "/predict", {}, "GET on /predict"),
+    ("GET", "/wp-login.php", {}, "an unknown path"),
+)
+
+
+@STEP.check(
+    "bad-requests-answered",
+    "malformed requests get 4xx problem+json, and the container stays up and healthy",
+    points=2,
+    hint="Step 03's error handlers answer every HTTPException as application/problem+json; a bad "
+    "upload must never crash a worker or take the container down.",
+)
+def bad_requests_answered(ctx: Context) -> Outcome:
+    if (not_live := _live(ctx)) is not None:
+        return not_live
+    for method, path, options, what in BAD_REQUESTS:
+        response = ctx.service.request(method, path, **options)
+        media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
+        if not 400 <= response.status_code < 500 or media_type != PROBLEM_MEDIA_TYPE:
+            return _with_read_only_hint(
+                ctx,
+                f"{method} {path} with {what} answered {response.status_code} {media_type or 'no Content-Type'}, "
+                f"expected a 4xx {PROBLEM_MEDIA_TYPE}",
+            )
+    if not ctx.service.running():
+        return Outcome.fail("the container stopped after the bad requests")
+    health = ctx.service.request("GET", "/health")
+    if health.status_code != 200:
+        return Outcome.fail(f"after the bad requests /health answers {health.status_code}")
+    return Outcome.ok(f"{len(BAD_REQUESTS)} malformed requests answered 4xx problem+json; still healthy")
+
+
+# Registered last: it stops the container, so every other live check must have run before it.
+@STEP.check(
+    "graceful-shutdown",
+    f"docker stop (SIGTERM) ends the container cleanly, with status 0, within {STOP_GRACE_SECONDS} s",
+    points=1,
+    hint='Use the exec form, CMD ["gunicorn", ...], so gunicorn is PID 1 and gets SIGTERM itself: a shell '
+    "(CMD gunicorn ... without brackets) does not pass it on, and the engine kills the container after "
+    "the grace period. Keep gunicorn's graceful_timeout below it.",
+)
+def graceful_shutdown(ctx: Context) -> Outcome:
+    if (not_live := _live(ctx)) is not None:
+        return not_live
+    stopped = ctx.service.stop(grace=STOP_GRACE_SECONDS)
+    figures = {"stop_seconds": f"{stopped.seconds:.1f}"}
+    if stopped.oom_killed:
+        return Outcome.fail("the container was killed for using more memory than its limit", **figures)
+    if stopped.exit_code == 137 or stopped.seconds >= STOP_GRACE_SECONDS:
+        return Outcome.fail(
+            f"SIGTERM did not stop it: killed after the {STOP_GRACE_SECONDS} s grace period (status {stopped.exit_code})",
+            **figures,
+        )
+    if stopped.exit_code != 0:
+        return Outcome.fail(
+            f"it exited with status {stopped.exit_code} on SIGTERM, not 0"
+            + (": the process died of the signal instead of handling it" if stopped.exit_code == 143 else "")
+            + f"; last log lines:\n{stopped.logs}",
+            **figures,
+        )
+    return Outcome.ok(f"stopped cleanly in {stopped.seconds:.1f} s", **figures)

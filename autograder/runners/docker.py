@@ -26,6 +26,15 @@ BUILD_TIMEOUT_SECONDS = 3600
 LOG_TAIL_LINES = 25
 # Offline, a registry host may not answer at all: give up on a pull after this long.
 PULL_TIMEOUT_SECONDS = float(os.environ.get("COURSE_PULL_TIMEOUT", "45"))
+# How long a container may take to answer its ready path (loading and warming up the model).
+STARTUP_TIMEOUT_SECONDS = float(os.environ.get("COURSE_STARTUP_TIMEOUT", "180"))
+# What Python and libc say when a program writes to a read-only root filesystem.
+READ_ONLY_ROOT_SIGNS = ("Read-only file system", "EROFS")
+READ_ONLY_ROOT_HINT = (
+    "the container runs with a read-only root filesystem, as it would under Kubernetes' "
+    "readOnlyRootFilesystem: write only to /tmp (a tmpfs here) or to a mounted volume, and set "
+    "PYTHONDONTWRITEBYTECODE=1 so Python does not try to write .pyc files"
+)
 
 # The reaper image cannot be pulled offline, and this machine runs inside a container of its own:
 # clean up with context managers and reach published ports on loopback (see ENVIRONMENT.md).
@@ -159,6 +168,44 @@ def build_image(
     )
 
 
+@dataclass(frozen=True)
+class RunLimits:
+    """The confinement every graded container runs under: what a production platform would
+    impose (Kubernetes limits, a restricted security context), so a service that only works with
+    more fails here, with a reason, rather than in step 07. Instructors can loosen the sizes."""
+
+    memory: str = os.environ.get("COURSE_CONTAINER_MEMORY", "3g")
+    cpus: float = float(os.environ.get("COURSE_CONTAINER_CPUS", "2"))
+    pids: int = int(os.environ.get("COURSE_CONTAINER_PIDS", "256"))
+    tmpfs: str = "/tmp"
+
+    def run_kwargs(self, engine_cpus: int) -> dict:
+        return {
+            "mem_limit": self.memory,
+            "memswap_limit": self.memory,  # no swap on top: the cap is the cap
+            "nano_cpus": int(min(self.cpus, engine_cpus) * 1e9),  # the engine refuses more than it has
+            "pids_limit": self.pids,
+            "read_only": True,
+            "tmpfs": {self.tmpfs: "rw,size=256m"},
+            "cap_drop": ["ALL"],
+            "security_opt": ["no-new-privileges:true"],
+        }
+
+    def describe(self, engine_cpus: int) -> str:
+        return (
+            f"{self.memory} memory, {min(self.cpus, engine_cpus):g} CPUs, {self.pids} processes and threads, "
+            f"read-only root with a tmpfs at {self.tmpfs}, no capabilities, no-new-privileges"
+        )
+
+
+@dataclass(frozen=True)
+class StopResult:
+    seconds: float
+    exit_code: int
+    oom_killed: bool
+    logs: str
+
+
 @dataclass
 class RunningService:
     """A started container with its port published on 127.0.0.1."""
@@ -167,6 +214,7 @@ class RunningService:
     container_id: str
     figures: dict[str, str] = field(default_factory=dict)
     _container: object = None
+    _stopped: StopResult | None = None
 
     def request(self, method: str, path: str, **kwargs):
         import requests
@@ -178,15 +226,99 @@ class RunningService:
         raw = self._container.get_wrapped_container().logs(tail=lines)
         return raw.decode(errors="replace")
 
+    def state(self) -> dict:
+        """The engine's view: Status, ExitCode, OOMKilled, Health..."""
+        wrapped = self._container.get_wrapped_container()
+        wrapped.reload()
+        return wrapped.attrs.get("State", {})
+
+    def running(self) -> bool:
+        return self.state().get("Status") == "running"
+
+    def configured_user(self) -> str:
+        """USER as the image's configuration says it ('' means root)."""
+        return self._container.get_wrapped_container().image.attrs["Config"].get("User") or ""
+
+    def process_uids(self) -> dict[int, str]:
+        """The UID of every process in the container, by PID, read by the engine (docker top)."""
+        top = self._container.get_wrapped_container().top(ps_args="-o pid,uid,comm")
+        titles = [title.upper() for title in top["Titles"]]
+        at = titles.index("UID"), titles.index("PID"), titles.index("COMMAND")
+        return {int(row[at[1]]): f"{row[at[0]]} {row[at[2]]}" for row in top["Processes"] or []}
+
+    def read_only_root_trouble(self) -> str:
+        """READ_ONLY_ROOT_HINT when the logs show writes to the read-only root, else ''."""
+        try:
+            line = read_only_root_write(self.logs(lines=200))
+        except Exception:
+            return ""
+        return f"{line}: {READ_ONLY_ROOT_HINT}" if line else ""
+
+    def stop(self, grace: float) -> StopResult:
+        """``docker stop``: SIGTERM, then SIGKILL after ``grace`` seconds. Once only; later calls
+        return the first result."""
+        if self._stopped is None:
+            wrapped = self._container.get_wrapped_container()
+            started = time.perf_counter()
+            wrapped.stop(timeout=int(grace))
+            wrapped.wait(timeout=grace + 30)
+            seconds = time.perf_counter() - started
+            state = self.state()
+            self._stopped = StopResult(
+                seconds=seconds,
+                exit_code=int(state.get("ExitCode", -1)),
+                oom_killed=bool(state.get("OOMKilled")),
+                logs=self.logs(lines=10),
+            )
+        return self._stopped
+
+
+# A service that listens, but not where it should, is told so after this long instead of
+# waiting out the start-up timeout (a model may load before the port opens: give it a moment).
+WRONG_LISTENER_GRACE_SECONDS = 8.0
+
+
+def listening_sockets(wrapped) -> set[tuple[str, int]]:
+    """The (address, port) pairs a container listens on, read from its /proc/net/tcp{,6}."""
+    result = wrapped.exec_run(["cat", "/proc/net/tcp", "/proc/net/tcp6"])
+    sockets = set()
+    for line in result.output.decode(errors="replace").splitlines()[1:]:
+        fields = line.split()
+        if len(fields) < 4 or fields[3] != "0A":  # 0A: LISTEN
+            continue
+        address, _, port = fields[1].partition(":")
+        if len(address) == 8:
+            ip = ".".join(str(int(address[i : i + 2], 16)) for i in (6, 4, 2, 0))
+        else:
+            ip = "::" if set(address) == {"0"} else ("::1" if address.endswith("01000000") else "ipv6")
+        sockets.add((ip, int(port, 16)))
+    return sockets
+
+
+def wrong_listener(sockets: set[tuple[str, int]], port: int) -> str:
+    """Why a client outside the container cannot reach ``port``, or '' when nothing is wrong."""
+    on_port = {ip for ip, p in sockets if p == port}
+    if on_port and on_port <= {"127.0.0.1", "::1"}:
+        return (
+            f"the service listens on {sorted(on_port)[0]}:{port}, the container's own loopback, which "
+            f"nothing outside the container can reach: bind 0.0.0.0:{port}"
+        )
+    if sockets and not on_port:
+        elsewhere = ", ".join(f"{ip}:{p}" for ip, p in sorted(sockets))
+        return f"the service listens on {elsewhere}, not on port {port}: the course's contract is port {port}"
+    return ""
+
 
 def _ready_or_exited_strategy(port: int, path: str, timeout: float):
     from testcontainers.core.wait_strategies import HttpWaitStrategy
 
     class ReadyOrExited(HttpWaitStrategy):
-        """HttpWaitStrategy that gives up at once when the container has exited."""
+        """HttpWaitStrategy that gives up at once when the container has exited, and soon when
+        it listens on the wrong port or address."""
 
         def wait_until_ready(self, container):
             self._target = container
+            self._began = time.monotonic()
             return super().wait_until_ready(container)
 
         def _try_http_request(self, url, headers, ssl_context):
@@ -198,6 +330,16 @@ def _ready_or_exited_strategy(port: int, path: str, timeout: float):
                     f"the container exited with status {code} before {path} answered",
                     hint="its last log lines:\n" + wrapped.logs(tail=LOG_TAIL_LINES).decode(errors="replace"),
                 )
+            if time.monotonic() - self._began > WRONG_LISTENER_GRACE_SECONDS:
+                try:
+                    wrong = wrong_listener(listening_sockets(wrapped), port)
+                except Exception:  # an image without cat: wait for the time-out instead
+                    wrong = ""
+                if wrong:
+                    raise ContainerError(
+                        f"{path} cannot be reached: {wrong}",
+                        hint=f"EXPOSE {port} in the Dockerfile, and bind the server to 0.0.0.0:{port}",
+                    )
             return super()._try_http_request(url, headers, ssl_context)
 
     return ReadyOrExited(port, path).for_status_code(200).with_startup_timeout(timeout).with_poll_interval(0.5)
@@ -210,32 +352,44 @@ def run_service(
     port: int = 5000,
     env: dict[str, str] | None = None,
     ready_path: str = "/health",
-    startup_timeout: float = 180,
+    startup_timeout: float | None = None,
+    limits: RunLimits | None = None,
 ) -> Iterator[RunningService]:
-    """Start ``image``, wait until ``ready_path`` answers 200, yield it; always remove the container."""
+    """Start ``image`` under ``limits``, wait until ``ready_path`` answers 200, yield it; always
+    remove the container."""
     from testcontainers.core.container import DockerContainer
 
     engine = client()  # a clear DockerUnavailable before testcontainers' own errors
+    limits = limits or RunLimits()
+    startup_timeout = startup_timeout or STARTUP_TIMEOUT_SECONDS
+    engine_cpus = int(engine.info().get("NCPU") or 1)
     run_id = uuid.uuid4().hex
+    confinement = limits.run_kwargs(engine_cpus)
+    tmpfs = confinement.pop("tmpfs")  # testcontainers passes its own tmpfs argument
     container = (
         DockerContainer(image)
         .with_envs(**(env or {}))
-        .with_kwargs(labels={LABEL: "1", RUN_LABEL: run_id, OWNER_LABEL: str(os.getpid())})
+        .with_kwargs(labels={LABEL: "1", RUN_LABEL: run_id, OWNER_LABEL: str(os.getpid())}, **confinement)
         .waiting_for(_ready_or_exited_strategy(port, ready_path, startup_timeout))
     )
+    container.tmpfs = tmpfs
     # testcontainers can only publish on every interface; ours go to 127.0.0.1, on a free port.
     container.ports = {port: ("127.0.0.1",)}
     started = time.perf_counter()
     try:
         try:
             container.start()
-        except ContainerError:
-            raise
+        except ContainerError as error:
+            raise _with_read_only_hint(error, container) from error
         except TimeoutError as error:
-            raise ContainerError(
-                f"the container did not answer {ready_path} with 200 within {startup_timeout:.0f} s",
-                hint=f"check that the service listens on 0.0.0.0:{port} and that start-up finishes; last logs:\n"
-                + _container_logs(container),
+            raise _with_read_only_hint(
+                ContainerError(
+                    f"the container did not answer {ready_path} with 200 within {startup_timeout:.0f} s"
+                    + _liveness_note(container, port, ready_path),
+                    hint=f"check that the service listens on 0.0.0.0:{port} and that start-up finishes; last logs:\n"
+                    + _container_logs(container),
+                ),
+                container,
             ) from error
         except Exception as error:
             raise ContainerError(f"the container could not start: {error}") from error
@@ -243,7 +397,10 @@ def run_service(
         service = RunningService(
             base_url=f"http://127.0.0.1:{host_port}",
             container_id=container.get_wrapped_container().id,
-            figures={"startup_seconds": f"{time.perf_counter() - started:.1f}"},
+            figures={
+                "startup_seconds": f"{time.perf_counter() - started:.1f}",
+                "limits": limits.describe(engine_cpus),
+            },
             _container=container,
         )
         yield service
@@ -255,6 +412,39 @@ def run_service(
         for leftover in engine.containers.list(all=True, filters={"label": f"{RUN_LABEL}={run_id}"}):
             with contextlib.suppress(Exception):
                 leftover.remove(force=True, v=True)
+
+
+def _liveness_note(container, port: int, ready_path: str) -> str:
+    """When the ready path never said 200: is the service alive at all, and what did it say?"""
+    import requests
+
+    try:
+        base = f"http://127.0.0.1:{container.get_exposed_port(port)}"
+        health = requests.get(base + "/health", timeout=5)
+        ready = requests.get(base + ready_path, timeout=5)
+    except Exception:
+        return "; nothing answered on the port at all"
+    if health.status_code == 200 and ready_path != "/health":
+        return (
+            f"; /health answers 200, so the server is up, but {ready_path} still says "
+            f"{ready.status_code} {ready.text[:200]}: the model never finished loading"
+        )
+    return f"; {ready_path} answered {ready.status_code} {ready.text[:200]}"
+
+
+def read_only_root_write(logs: str) -> str:
+    """The log line that shows a write to the read-only root filesystem, or ''."""
+    return next((line.strip() for line in logs.splitlines() if any(sign in line for sign in READ_ONLY_ROOT_SIGNS)), "")
+
+
+def _with_read_only_hint(error: ContainerError, container) -> ContainerError:
+    line = read_only_root_write(_container_logs(container, lines=200))
+    if not line:
+        return error
+    return ContainerError(
+        f"{error.message}; it tried to write to its read-only root filesystem ({line})",
+        hint=READ_ONLY_ROOT_HINT + "\n" + error.hint,
+    )
 
 
 def run_once(image: str, command: list[str] | None = None, *, user: str | None = None) -> tuple[int, str]:
@@ -276,9 +466,9 @@ def published_host_ips(container_id: str) -> set[str]:
     return {binding["HostIp"] for bindings in ports.values() if bindings for binding in bindings}
 
 
-def _container_logs(container) -> str:
+def _container_logs(container, lines: int = LOG_TAIL_LINES) -> str:
     try:
-        return container.get_wrapped_container().logs(tail=LOG_TAIL_LINES).decode(errors="replace")
+        return container.get_wrapped_container().logs(tail=lines).decode(errors="replace")
     except Exception:
         return "(no logs)"
 

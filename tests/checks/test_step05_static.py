@@ -134,3 +134,27 @@ def test_the_parser_joins_continuations_and_splits_stages():
 )
 def test_dockerignore_matching(patterns, path, excluded):
     assert dockerignore_excludes(patterns, path) is excluded
+
+
+def test_the_static_checks_are_the_ones_grading_can_run_without_a_build():
+    assert step05_image.STATIC_CHECKS == set(STATIC)
+
+
+def test_a_checkpoint_of_the_dockerfile_alone_builds_nothing(reference_workspace, monkeypatch):
+    from autograder import grading
+
+    def no_build(workspace):
+        raise AssertionError("a static-only checkpoint must not build the image")
+
+    monkeypatch.setattr(grading, "build_workspace_image", no_build)
+    report = grading.grade_step("05", reference_workspace, only=STATIC)
+    assert [r.verdict for r in report.results] == [Verdict.PASSED] * len(STATIC)
+
+
+def test_the_student_dockerfile_fails_the_checks_its_stubs_leave_open(blank_workspace):
+    results = static_results(blank_workspace)
+    # The release leaves the build stage's FROM lines and the runtime's base: what is missing is
+    # the learner's to write, and the checks say so.
+    assert results["multi-stage-non-root"].verdict is Verdict.FAILED
+    assert results["healthcheck"].verdict is Verdict.FAILED
+    assert results["dockerignore"].verdict is Verdict.FAILED

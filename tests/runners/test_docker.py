@@ -19,14 +19,28 @@ from autograder.grading import grade_step
 
 pytestmark = [pytest.mark.container, pytest.mark.slow]
 APP = "service/app.py"
+GUNICORN = "gunicorn.conf.py"
+DOCKERFILE = "Dockerfile"
 
-
-LIVE_CHECKS = ("05.image-builds", "05.container-ready", "05.predict-contract")
+# In the order they run: every check after container-ready needs the running container.
+AFTER_READY = (
+    "predict-contract",
+    "runs-as-non-root",
+    "predicts-png-and-grayscale",
+    "metrics-rise",
+    "bad-requests-answered",
+    "graceful-shutdown",
+)
+LIVE_CHECKS = tuple(f"05.{name}" for name in ("image-builds", "container-ready", *AFTER_READY))
 
 
 def _verdicts(report) -> dict[str, Verdict]:
     """The live checks' verdicts (the static Dockerfile checks have tests of their own)."""
     return {r.id: r.verdict for r in report.results if r.id in LIVE_CHECKS}
+
+
+def _failed(report) -> set[str]:
+    return {r.id.split(".", 1)[1] for r in report.results if r.verdict is not Verdict.PASSED}
 
 
 @pytest.fixture
@@ -91,30 +105,95 @@ def test_a_wrong_predict_shape_fails_only_the_contract(base_image, make_workspac
             '"predictions": {"top": [p.to_dict() for p in predictions]}',
         )
     )
-    verdicts = _verdicts(grade_step("05", workspace))
-    assert verdicts == {
-        "05.image-builds": Verdict.PASSED,
-        "05.container-ready": Verdict.PASSED,
-        "05.predict-contract": Verdict.FAILED,
-    }
+    assert _failed(grade_step("05", workspace)) == {"predict-contract", "predicts-png-and-grayscale"}
 
 
-def test_ctrl_c_midway_leaves_no_container(base_image, reference_workspace, docker_engine):
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+# Fixtures that must fail, each for its own reason: (edits, the checks that fail, what the
+# learner is told). Every other check of step 05 must pass on them.
+FAILING_IMAGES = {
+    "root-user": (
+        [(DOCKERFILE, "USER 10001\n", "")],
+        {"multi-stage-non-root", "runs-as-non-root"},
+        "runs as root (USER unset)",
+    ),
+    "no-healthcheck": (
+        [
+            (DOCKERFILE, "HEALTHCHECK --interval", "# HEALTHCHECK --interval"),
+            (DOCKERFILE, '    CMD ["python"', '#    CMD ["python"'),
+        ],
+        {"healthcheck"},
+        "no HEALTHCHECK in the final stage",
+    ),
+    "wrong-port": (
+        [(GUNICORN, 'bind = f"0.0.0.0:{settings.port}"', 'bind = "0.0.0.0:8000"')],
+        {"container-ready", *AFTER_READY},
+        "listens on 0.0.0.0:8000, not on port 5000",
+    ),
+    "loopback-only": (
+        [(GUNICORN, 'bind = f"0.0.0.0:{settings.port}"', 'bind = f"127.0.0.1:{settings.port}"')],
+        {"container-ready", *AFTER_READY},
+        "listens on 127.0.0.1:5000, the container's own loopback",
+    ),
+    "never-ready": (
+        [(APP, "            self.set(classifier)  #", "            pass  #")],
+        {"container-ready", *AFTER_READY},
+        "/health answers 200, so the server is up, but /ready still says 503",
+    ),
+    "writes-to-its-root-filesystem": (
+        [(APP, "    app = Flask(__name__)", "    open('/app/started', 'w').close()\n    app = Flask(__name__)")],
+        {"container-ready", *AFTER_READY},
+        "it tried to write to its read-only root filesystem",
+    ),
+    "shell-form-cmd": (
+        [
+            (
+                DOCKERFILE,
+                'CMD ["gunicorn", "--config", "gunicorn.conf.py", "service.app:create_app()"]',
+                'CMD ["sh", "-c", "gunicorn --config gunicorn.conf.py \'service.app:create_app()\' && echo stopped"]',
+            )
+        ],
+        {"graceful-shutdown"},
+        "SIGTERM did not stop it: killed after the 10 s grace period",
+    ),
+}
+
+
+@pytest.mark.parametrize("fixture", FAILING_IMAGES)
+def test_a_faulty_image_fails_exactly_where_expected(fixture, base_image, make_workspace, no_leftovers, monkeypatch):
+    edits, expected_failures, told = FAILING_IMAGES[fixture]
+    # A service that never gets ready must not cost the whole start-up allowance here.
+    monkeypatch.setattr("autograder.runners.docker.STARTUP_TIMEOUT_SECONDS", 40)
+    report = grade_step("05", make_workspace(*edits, name=fixture))
+    assert _failed(report) == expected_failures, [(r.id, r.message) for r in report.results]
+    messages = "\n".join(r.message for r in report.results)
+    assert told in messages
+
+
+def _grading_with_a_running_container(workspace, docker_engine, **popen) -> subprocess.Popen:
+    """`check 05` in a subprocess, returned once its container exists (the run is midway)."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "autograder", "check", "05", "--workspace", str(reference_workspace)],
+        [sys.executable, "-m", "autograder", "check", "05", "--workspace", str(workspace)],
         cwd=course.REPO_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+        **popen,
     )
+    deadline = time.monotonic() + 300
     try:
-        deadline = time.monotonic() + 300
         while not docker_engine.labelled_containers():
             assert process.poll() is None, "the run ended before its container started"
             assert time.monotonic() < deadline, "no container appeared"
             time.sleep(0.2)
+    except BaseException:
+        process.kill()
+        raise
+    return process
+
+
+def test_ctrl_c_midway_leaves_no_container(base_image, reference_workspace, docker_engine):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = _grading_with_a_running_container(
+        reference_workspace, docker_engine, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
         process.send_signal(signal.SIGINT)
         output, _ = process.communicate(timeout=120)
     finally:
@@ -122,6 +201,21 @@ def test_ctrl_c_midway_leaves_no_container(base_image, reference_workspace, dock
             process.kill()
     assert process.returncode == 130, output
     assert "interrupted" in output
+    assert docker_engine.labelled_containers() == []
+
+
+def test_a_run_killed_midway_leaves_a_container_that_the_next_run_removes(
+    base_image, reference_workspace, docker_engine
+):
+    """SIGKILL allows no clean-up at all: the container stays, and the next grading sweeps it."""
+    process = _grading_with_a_running_container(
+        reference_workspace, docker_engine, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    process.kill()
+    process.wait(timeout=60)
+    assert docker_engine.labelled_containers(), "a killed run cannot clean up: its container is left"
+    report = grade_step("05", reference_workspace, only=["container-ready"])  # the next run
+    assert report.all_passed, [r.message for r in report.results]
     assert docker_engine.labelled_containers() == []
 
 

@@ -1,0 +1,44 @@
+# Gunicorn's settings for the service: `gunicorn -c gunicorn.conf.py` reads this file at start-up.
+# The numbers come from the same environment variables as service/config.py, validated by it.
+import math
+import os
+
+from service.config import Settings
+
+settings = Settings.from_env()  # a bad variable stops the server here, with a clear message
+
+
+def usable_cores() -> int:
+    """The CPUs this container may really use: its CPU quota (docker run --cpus, Kubernetes
+    limits) when it has one, else the CPUs it may be scheduled on. os.cpu_count() reports the
+    host's cores, which is how services end up with 64 workers fighting over 2 CPUs."""
+    cores = len(os.sched_getaffinity(0))
+    try:
+        quota, period = open("/sys/fs/cgroup/cpu.max").read().split()
+        if quota != "max":
+            cores = min(cores, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return cores
+
+
+bind = f"0.0.0.0:{settings.port}"  # every interface of the container: 127.0.0.1 is unreachable from outside
+worker_class = "gthread"
+# Inference is CPU-bound: workers x PyTorch threads should not exceed the cores, or they take
+# turns on the same cores and every request gets slower. WEB_CONCURRENCY wins when set.
+workers = settings.workers if "WEB_CONCURRENCY" in os.environ else max(1, usable_cores() // settings.torch_threads)
+threads = settings.threads  # requests a worker can hold at once (they take turns at the model)
+timeout = 120  # a worker silent for this long is restarted
+# On SIGTERM (docker stop, a Kubernetes rollout) stop accepting, finish what is in flight,
+# and exit within this many seconds: less than the 10 s docker stop waits before SIGKILL.
+graceful_timeout = 8
+worker_tmp_dir = "/dev/shm"  # heartbeat files in memory: the root filesystem may be read-only
+control_socket_disable = True  # its socket would go under $HOME, which a read-only image cannot write
+accesslog = None  # the service logs each request itself, as JSON
+
+
+def when_ready(server):
+    server.log.info(
+        "serving on %s: %d workers x %d threads, %d PyTorch threads each, %d usable cores",
+        bind, workers, threads, settings.torch_threads, usable_cores(),
+    )
