@@ -100,7 +100,7 @@ def image_tag(workspace: Path) -> str:
 def live_context(workspace: Path, *, start_container: bool = True) -> Iterator[Context]:
     """Build the workspace's image and run it; yield a Context describing what happened. Without
     ``start_container``, only the Dockerfile is linted."""
-    context = Context(workspace=workspace, random_weights_expected=True)
+    context = Context(workspace=workspace)
     dockerfile = workspace / "Dockerfile"
     if dockerfile.is_file():
         try:

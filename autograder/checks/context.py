@@ -143,8 +143,6 @@ class Context:
     build_error: str = ""
     service: Service | None = None
     service_error: str = ""
-    # The grader runs containers on labelled random weights (none can be downloaded here).
-    random_weights_expected: bool = False
 
     def file(self, relative: str) -> Path:
         return self.workspace / relative

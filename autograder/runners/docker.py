@@ -280,17 +280,23 @@ WRONG_LISTENER_GRACE_SECONDS = 8.0
 
 def listening_sockets(wrapped) -> set[tuple[str, int]]:
     """The (address, port) pairs a container listens on, read from its /proc/net/tcp{,6}."""
-    result = wrapped.exec_run(["cat", "/proc/net/tcp", "/proc/net/tcp6"])
+    return parse_proc_net_tcp(
+        wrapped.exec_run(["cat", "/proc/net/tcp", "/proc/net/tcp6"]).output.decode(errors="replace")
+    )
+
+
+def parse_proc_net_tcp(text: str) -> set[tuple[str, int]]:
+    """Listening sockets from the kernel's /proc/net/tcp and tcp6 tables (addresses in hex)."""
     sockets = set()
-    for line in result.output.decode(errors="replace").splitlines()[1:]:
+    for line in text.splitlines():
         fields = line.split()
-        if len(fields) < 4 or fields[3] != "0A":  # 0A: LISTEN
+        if len(fields) < 4 or fields[3] != "0A":  # 0A: LISTEN (header lines say "st")
             continue
         address, _, port = fields[1].partition(":")
-        if len(address) == 8:
+        if len(address) == 8:  # IPv4, little-endian
             ip = ".".join(str(int(address[i : i + 2], 16)) for i in (6, 4, 2, 0))
         else:
-            ip = "::" if set(address) == {"0"} else ("::1" if address.endswith("01000000") else "ipv6")
+            ip = "::" if set(address) == {"0"} else ("::1" if address == "0" * 24 + "01000000" else "ipv6")
         sockets.add((ip, int(port, 16)))
     return sockets
 
@@ -328,7 +334,7 @@ def _ready_or_exited_strategy(port: int, path: str, timeout: float):
                 code = wrapped.attrs.get("State", {}).get("ExitCode")
                 raise ContainerError(
                     f"the container exited with status {code} before {path} answered",
-                    hint="its last log lines:\n" + wrapped.logs(tail=LOG_TAIL_LINES).decode(errors="replace"),
+                    hint=log_excerpt(wrapped.logs(tail=400).decode(errors="replace")),
                 )
             if time.monotonic() - self._began > WRONG_LISTENER_GRACE_SECONDS:
                 try:
@@ -386,8 +392,8 @@ def run_service(
                 ContainerError(
                     f"the container did not answer {ready_path} with 200 within {startup_timeout:.0f} s"
                     + _liveness_note(container, port, ready_path),
-                    hint=f"check that the service listens on 0.0.0.0:{port} and that start-up finishes; last logs:\n"
-                    + _container_logs(container),
+                    hint=f"check that the service listens on 0.0.0.0:{port} and that start-up finishes; "
+                    + log_excerpt(_container_logs(container, lines=400)),
                 ),
                 container,
             ) from error
@@ -464,6 +470,23 @@ def published_host_ips(container_id: str) -> set[str]:
     """The host addresses a container's ports are published on (the course uses 127.0.0.1 only)."""
     ports = client().api.inspect_container(container_id)["NetworkSettings"]["Ports"] or {}
     return {binding["HostIp"] for bindings in ports.values() if bindings for binding in bindings}
+
+
+def log_excerpt(logs: str, tail: int = 5) -> str:
+    """What a person needs from a failed container's logs: the first Python traceback (the cause;
+    with several gunicorn workers, the master's own traceback and shutdown noise follow it) and
+    the last lines."""
+    lines = logs.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith("Traceback (most recent call last)")), None)
+    if start is None:
+        return "its last log lines:\n" + "\n".join(lines[-LOG_TAIL_LINES:])
+    end = next((i for i in range(start + 1, len(lines)) if lines[i][:1] not in (" ", "")), len(lines) - 1)
+    first_error = lines[start : end + 1]
+    if len(first_error) > 14:  # the innermost frames and the exception say the most
+        first_error = [first_error[0], "  ..."] + first_error[-12:]
+    return (
+        "the first error in its logs:\n" + "\n".join(first_error) + "\nits last log lines:\n" + "\n".join(lines[-tail:])
+    )
 
 
 def _container_logs(container, lines: int = LOG_TAIL_LINES) -> str:

@@ -144,6 +144,21 @@ FAILING_IMAGES = {
         {"container-ready", *AFTER_READY},
         "it tried to write to its read-only root filesystem",
     ),
+    "alpha-and-gray-not-converted": (
+        [("service/imaging.py", '    return image.convert("RGB")', "    return image")],
+        {"predicts-png-and-grayscale"},
+        "POST /predict with an RGBA PNG: answered 500",
+    ),
+    "metrics-elsewhere": (
+        [(APP, '@app.get("/metrics")', '@app.get("/prometheus")')],
+        {"metrics-rise"},
+        "/metrics answered 404",
+    ),
+    "errors-as-plain-json": (
+        [("service/problems.py", "mimetype=PROBLEM_MEDIA_TYPE", 'mimetype="application/json"')],
+        {"bad-requests-answered"},
+        "answered 400 application/json, expected a 4xx application/problem+json",
+    ),
     "shell-form-cmd": (
         [
             (
@@ -186,6 +201,21 @@ def _grading_with_a_running_container(workspace, docker_engine, **popen) -> subp
         process.kill()
         raise
     return process
+
+
+def test_baked_in_weights_are_used_and_must_be_what_they_claim(base_image, make_workspace, no_leftovers):
+    """A weights file in weights/ goes into the image and the service loads it; weights that are
+    not trained (here: a random initialisation) cannot pass for trained ones."""
+    import torch
+    from torchvision.models import resnet50
+
+    workspace = make_workspace(name="baked-in-weights")
+    torch.manual_seed(1)
+    torch.save(resnet50(weights=None).state_dict(), workspace / "weights" / "resnet50-11ad3fa6.pth")
+    report = grade_step("05", workspace)
+    assert _failed(report) == {"predict-contract"}, [(r.id, r.message) for r in report.results]
+    contract = next(r for r in report.results if r.id == "05.predict-contract")
+    assert "weights_source 'torchvision-cache'" in contract.message
 
 
 def test_ctrl_c_midway_leaves_no_container(base_image, reference_workspace, docker_engine):
