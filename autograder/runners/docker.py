@@ -331,9 +331,10 @@ def _ready_or_exited_strategy(port: int, path: str, timeout: float):
             wrapped = self._target.get_wrapped_container()
             wrapped.reload()
             if wrapped.status in ("exited", "dead"):
-                code = wrapped.attrs.get("State", {}).get("ExitCode")
+                state = wrapped.attrs.get("State", {})
+                killed = " (killed: it used more memory than its limit)" if state.get("OOMKilled") else ""
                 raise ContainerError(
-                    f"the container exited with status {code} before {path} answered",
+                    f"the container exited with status {state.get('ExitCode')}{killed} before {path} answered",
                     hint=log_excerpt(wrapped.logs(tail=400).decode(errors="replace")),
                 )
             if time.monotonic() - self._began > WRONG_LISTENER_GRACE_SECONDS:
