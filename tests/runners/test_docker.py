@@ -16,6 +16,7 @@ import pytest
 from autograder import course
 from autograder.checks.result import Verdict
 from autograder.grading import grade_step
+from autograder.notebook import image_layers
 
 pytestmark = [pytest.mark.container, pytest.mark.slow]
 APP = "service/app.py"
@@ -69,8 +70,21 @@ def test_reference_image_builds_serves_and_answers_predict(
         docker_engine.run_service = original
     assert all(r.verdict is Verdict.PASSED for r in report.results), [(r.id, r.message) for r in report.results]
     figures = {name for r in report.results for name, _ in r.figures}
-    assert {"build_seconds", "image_size", "startup_seconds", "inference_ms"} <= figures
+    assert {"build_seconds", "image_size", "layers", "budget", "startup_seconds", "limits", "stop_seconds"} <= figures
     assert seen_ips == [{"127.0.0.1"}], "ports must be published on loopback only"
+    # What notebook 05 shows of the image just built: its size and where the gigabytes are.
+    layers = image_layers(reference_workspace)
+    assert " GB in " in layers and "/opt/venv" in layers
+
+
+@pytest.mark.parametrize(("budget_gb", "verdict_word"), [(100.0, "within the budget"), (0.1, "over the 0.1 GB budget")])
+def test_the_size_budget_is_reported_and_never_graded(
+    budget_gb, verdict_word, base_image, reference_workspace, monkeypatch
+):
+    monkeypatch.setattr("autograder.checks.step05_image.IMAGE_BUDGET_GB", budget_gb)
+    [result] = grade_step("05", reference_workspace, only=["image-builds"]).results
+    assert result.verdict is Verdict.PASSED
+    assert verdict_word in dict(result.figures)["budget"]
 
 
 def test_a_dockerfile_that_never_builds_fails_with_the_log_tail(base_image, make_workspace, no_leftovers):
