@@ -227,7 +227,8 @@ def image_builds(ctx: Context) -> Outcome:
     "the container starts under the limits and becomes ready (/ready answers 200)",
     points=2,
     hint="The service must listen on 0.0.0.0:5000 inside the container (not 127.0.0.1) and finish "
-    "loading the model; the message shows the container's last log lines.",
+    "loading the model, with a read-only root filesystem (only /tmp is writable) and within the memory "
+    "limit; the message quotes the first error in the container's logs.",
 )
 def container_ready(ctx: Context) -> Outcome:
     if ctx.skip_reason:
