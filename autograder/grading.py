@@ -69,9 +69,12 @@ def grade_step(step_id: str, workspace: Path | str, *, only: Iterable[str] | Non
         names = ", ".join(c.id.split(".", 1)[1] for c in step_checks.checks)
         raise AutograderError(f"step {step.id} has no check {', '.join(unknown)}", hint=f"its checks: {names}")
     if step.id in LIVE_STEPS:
-        # A checkpoint of the Dockerfile alone needs no build (minutes, the first time).
-        static_only = bool(only) and {name.split(".")[-1] for name in only} <= step05_image.STATIC_CHECKS
-        with live_context(path, start_container=not static_only) as context:
+        # Do no more than the selected checks need: a checkpoint of the Dockerfile alone needs no
+        # build (minutes, the first time), and the build's own check no container.
+        selected = {name.split(".")[-1] for name in only or ()}
+        build = not selected or not selected <= step05_image.STATIC_CHECKS
+        run = not selected or not selected <= step05_image.STATIC_CHECKS | {"image-builds"}
+        with live_context(path, build=build, run=run) as context:
             return StepReport(step, step_checks.run(context, only))
     if step.id in SUITE_STEPS:
         return StepReport(step, step_checks.run(suite_context(path), only))
@@ -97,9 +100,9 @@ def image_tag(workspace: Path) -> str:
 
 
 @contextlib.contextmanager
-def live_context(workspace: Path, *, start_container: bool = True) -> Iterator[Context]:
-    """Build the workspace's image and run it; yield a Context describing what happened. Without
-    ``start_container``, only the Dockerfile is linted."""
+def live_context(workspace: Path, *, build: bool = True, run: bool = True) -> Iterator[Context]:
+    """Lint the Dockerfile, build the workspace's image and run it (as far as ``build`` and ``run``
+    say); yield a Context describing what happened."""
     context = Context(workspace=workspace)
     dockerfile = workspace / "Dockerfile"
     if dockerfile.is_file():
@@ -107,7 +110,7 @@ def live_context(workspace: Path, *, start_container: bool = True) -> Iterator[C
             context.lint_findings = hadolint.lint(dockerfile)
         except AutograderError as error:
             context.lint_error = f"{error} ({error.hint})"
-    if not start_container:
+    if not build:
         yield context
         return
     available, why = docker_runner.engine_available()
@@ -122,7 +125,7 @@ def live_context(workspace: Path, *, start_container: bool = True) -> Iterator[C
             context.build = build_workspace_image(workspace)
         except ContainerError as error:
             context.build_error = str(error)
-        else:
+        if context.build and run:
             try:
                 context.service = cleanup.enter_context(
                     # Ready means the model is loaded and warmed up (step 03's /ready), not just alive.

@@ -79,9 +79,14 @@ def test_reference_image_builds_serves_and_answers_predict(
 
 @pytest.mark.parametrize(("budget_gb", "verdict_word"), [(100.0, "within the budget"), (0.1, "over the 0.1 GB budget")])
 def test_the_size_budget_is_reported_and_never_graded(
-    budget_gb, verdict_word, base_image, reference_workspace, monkeypatch
+    budget_gb, verdict_word, base_image, reference_workspace, docker_engine, monkeypatch
 ):
     monkeypatch.setattr("autograder.checks.step05_image.IMAGE_BUDGET_GB", budget_gb)
+
+    def no_container(*args, **kwargs):
+        raise AssertionError("grading the build alone must not start a container")
+
+    monkeypatch.setattr(docker_engine, "run_service", no_container)
     [result] = grade_step("05", reference_workspace, only=["image-builds"]).results
     assert result.verdict is Verdict.PASSED
     assert verdict_word in dict(result.figures)["budget"]
