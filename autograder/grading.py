@@ -23,7 +23,8 @@ from autograder.runners.python_probe import probe_for
 
 # No trained weights can be downloaded on the course machines: graded containers run on seeded,
 # labelled random weights, and the predict check expects the answers to say so.
-GRADING_CONTAINER_ENV = {"MODEL_ALLOW_RANDOM_WEIGHTS": "1", "TORCH_NUM_THREADS": "1"}
+# Nothing else is set: the image's own configuration (workers, threads) is what is graded.
+GRADING_CONTAINER_ENV = {"MODEL_ALLOW_RANDOM_WEIGHTS": "1"}
 LIVE_STEPS = {"05"}
 # Steps that grade the learner's tests by running them against the reference and its faulty variants.
 SUITE_STEPS = {"04"}

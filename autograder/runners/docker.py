@@ -28,6 +28,8 @@ LOG_TAIL_LINES = 25
 PULL_TIMEOUT_SECONDS = float(os.environ.get("COURSE_PULL_TIMEOUT", "45"))
 # How long a container may take to answer its ready path (loading and warming up the model).
 STARTUP_TIMEOUT_SECONDS = float(os.environ.get("COURSE_STARTUP_TIMEOUT", "180"))
+# How long requests to a service that answers 503 with Retry-After are retried.
+RETRY_AFTER_BUDGET_SECONDS = 20.0
 # What Python and libc say when a program writes to a read-only root filesystem.
 READ_ONLY_ROOT_SIGNS = ("Read-only file system", "EROFS")
 READ_ONLY_ROOT_HINT = (
@@ -217,10 +219,19 @@ class RunningService:
     _stopped: StopResult | None = None
 
     def request(self, method: str, path: str, **kwargs):
+        """An HTTP request to the service that honours a 503's Retry-After for a little while, as a
+        well-behaved client does: with several workers, /ready may speak for one that is done
+        loading while the next request reaches one that is not."""
         import requests
 
         kwargs.setdefault("timeout", 60)
-        return requests.request(method, self.base_url + path, **kwargs)
+        deadline = time.monotonic() + RETRY_AFTER_BUDGET_SECONDS
+        while True:
+            response = requests.request(method, self.base_url + path, **kwargs)
+            retry_after = response.headers.get("Retry-After", "")
+            if response.status_code != 503 or not retry_after.isdigit() or time.monotonic() > deadline:
+                return response
+            time.sleep(min(int(retry_after), 2))
 
     def logs(self, lines: int = LOG_TAIL_LINES) -> str:
         raw = self._container.get_wrapped_container().logs(tail=lines)

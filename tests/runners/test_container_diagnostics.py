@@ -1,10 +1,23 @@
 """What the autograder tells a learner whose container does not come up: pure functions over what
-the engine reports (logs, the kernel's socket table), tested without an engine. The same paths
-run for real in test_docker.py's failing images."""
+the engine reports (logs, the kernel's socket table), tested without an engine; and how it talks
+to a service that is still warming up. The same paths run for real in test_docker.py's failing
+images."""
 
 from __future__ import annotations
 
-from autograder.runners.docker import log_excerpt, parse_proc_net_tcp, read_only_root_write, wrong_listener
+import http.server
+import threading
+
+import pytest
+
+from autograder.runners import docker as docker_runner
+from autograder.runners.docker import (
+    RunningService,
+    log_excerpt,
+    parse_proc_net_tcp,
+    read_only_root_write,
+    wrong_listener,
+)
 
 # cat /proc/net/tcp /proc/net/tcp6 in a container whose gunicorn listens on 0.0.0.0:8000, with
 # one established connection (state 01), and an IPv6 listener on [::1]:9000.
@@ -69,3 +82,43 @@ def test_a_write_to_the_read_only_root_is_quoted():
     logs = "starting\nOSError: [Errno 30] Read-only file system: '/app/started'\nbye"
     assert read_only_root_write(logs) == "OSError: [Errno 30] Read-only file system: '/app/started'"
     assert read_only_root_write("all good") == ""
+
+
+@pytest.fixture
+def flaky_server():
+    """A local HTTP server answering 503 with Retry-After ``busy`` times, then 200."""
+    state = {"busy": 0, "seen": 0}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (the standard library's name)
+            state["seen"] += 1
+            busy = state["seen"] <= state["busy"]
+            self.send_response(503 if busy else 200)
+            if busy:
+                self.send_header("Retry-After", "1")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield RunningService(base_url=f"http://127.0.0.1:{server.server_port}", container_id="none"), state
+    server.shutdown()
+    server.server_close()
+
+
+def test_requests_honour_retry_after_while_a_worker_is_still_loading(flaky_server):
+    service, state = flaky_server
+    state["busy"] = 2
+    assert service.request("GET", "/predict").status_code == 200
+    assert state["seen"] == 3
+
+
+def test_a_service_that_stays_busy_is_answered_as_it_is(flaky_server, monkeypatch):
+    monkeypatch.setattr(docker_runner, "RETRY_AFTER_BUDGET_SECONDS", 1.5)
+    service, state = flaky_server
+    state["busy"] = 1000
+    assert service.request("GET", "/predict").status_code == 503
+    assert 2 <= state["seen"] <= 4, "retried for the budget only"

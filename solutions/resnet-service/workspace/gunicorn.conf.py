@@ -24,10 +24,14 @@ def usable_cores() -> int:
 
 bind = f"0.0.0.0:{settings.port}"  # every interface of the container: 127.0.0.1 is unreachable from outside
 worker_class = "gthread"
-# Inference is CPU-bound: workers x PyTorch threads should not exceed the cores, or they take
-# turns on the same cores and every request gets slower. WEB_CONCURRENCY wins when set.
-workers = settings.workers if "WEB_CONCURRENCY" in os.environ else max(1, usable_cores() // settings.torch_threads)
+# One worker unless WEB_CONCURRENCY says otherwise: one copy of the model in memory, and /ready
+# and /metrics that speak for the whole container. Scale out with more containers instead.
+workers = settings.workers
 threads = settings.threads  # requests a worker can hold at once (they take turns at the model)
+# Inference is CPU-bound: workers x PyTorch threads should not exceed the cores, or they take
+# turns on the same cores and every request gets slower. Unless TORCH_NUM_THREADS is set, the
+# workers share the usable cores out; they inherit this environment when gunicorn forks them.
+os.environ.setdefault("TORCH_NUM_THREADS", str(max(1, usable_cores() // workers)))
 timeout = 120  # a worker silent for this long is restarted
 # On SIGTERM (docker stop, a Kubernetes rollout) stop accepting, finish what is in flight,
 # and exit within this many seconds: less than the 10 s docker stop waits before SIGKILL.
@@ -39,6 +43,6 @@ accesslog = None  # the service logs each request itself, as JSON
 
 def when_ready(server):
     server.log.info(
-        "serving on %s: %d workers x %d threads, %d PyTorch threads each, %d usable cores",
-        bind, workers, threads, settings.torch_threads, usable_cores(),
+        "serving on %s: %d workers x %d threads, %s PyTorch threads each, %d usable cores",
+        bind, workers, threads, os.environ["TORCH_NUM_THREADS"], usable_cores(),
     )
