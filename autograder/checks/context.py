@@ -101,8 +101,8 @@ class Service(Protocol):
     def configured_user(self) -> str:
         """USER from the image's configuration ('' means root)."""
 
-    def process_uids(self) -> dict[int, str]:
-        """'UID command' of each process in the container, by PID."""
+    def process_uids(self) -> dict[int, tuple[str, str]]:
+        """(UID, command) of each process in the container, by PID."""
 
     def read_only_root_trouble(self) -> str:
         """A hint when the logs show writes to the read-only root filesystem, else ''."""

@@ -320,14 +320,10 @@ def runs_as_non_root(ctx: Context) -> Outcome:
     if user.split(":")[0] in ("", "0", "root"):
         return Outcome.fail(f"the image's configuration runs as root (USER {user or 'unset'})")
     processes = ctx.service.process_uids()
-    as_root = [
-        f"PID {pid} ({uid_and_name.split(' ', 1)[-1]})"
-        for pid, uid_and_name in processes.items()
-        if uid_and_name.split(" ", 1)[0] in ("0", "root")
-    ]
+    as_root = [f"PID {pid} ({command})" for pid, (uid, command) in processes.items() if uid in ("0", "root")]
     if as_root:
         return Outcome.fail("processes running as root: " + ", ".join(as_root))
-    uids = sorted({uid_and_name.split(" ", 1)[0] for uid_and_name in processes.values()})
+    uids = sorted({uid for uid, _ in processes.values()})
     return Outcome.ok(f"USER {user}; {len(processes)} processes, UID {', '.join(uids)}")
 
 

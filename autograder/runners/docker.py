@@ -250,12 +250,12 @@ class RunningService:
         """USER as the image's configuration says it ('' means root)."""
         return self._container.get_wrapped_container().image.attrs["Config"].get("User") or ""
 
-    def process_uids(self) -> dict[int, str]:
-        """The UID of every process in the container, by PID, read by the engine (docker top)."""
+    def process_uids(self) -> dict[int, tuple[str, str]]:
+        """(UID, command) of every process in the container, by PID, read by the engine (docker top)."""
         top = self._container.get_wrapped_container().top(ps_args="-o pid,uid,comm")
         titles = [title.upper() for title in top["Titles"]]
-        at = titles.index("UID"), titles.index("PID"), titles.index("COMMAND")
-        return {int(row[at[1]]): f"{row[at[0]]} {row[at[2]]}" for row in top["Processes"] or []}
+        pid, uid, command = titles.index("PID"), titles.index("UID"), titles.index("COMMAND")
+        return {int(row[pid]): (row[uid], row[command]) for row in top["Processes"] or []}
 
     def read_only_root_trouble(self) -> str:
         """READ_ONLY_ROOT_HINT when the logs show writes to the read-only root, else ''."""
@@ -287,6 +287,7 @@ class RunningService:
 # A service that listens, but not where it should, is told so after this long instead of
 # waiting out the start-up timeout (a model may load before the port opens: give it a moment).
 WRONG_LISTENER_GRACE_SECONDS = 8.0
+SOCKET_LOOK_INTERVAL_SECONDS = 2.0
 
 
 def listening_sockets(wrapped) -> set[tuple[str, int]]:
@@ -335,7 +336,7 @@ def _ready_or_exited_strategy(port: int, path: str, timeout: float):
 
         def wait_until_ready(self, container):
             self._target = container
-            self._began = time.monotonic()
+            self._next_socket_look = time.monotonic() + WRONG_LISTENER_GRACE_SECONDS
             return super().wait_until_ready(container)
 
         def _try_http_request(self, url, headers, ssl_context):
@@ -348,7 +349,9 @@ def _ready_or_exited_strategy(port: int, path: str, timeout: float):
                     f"the container exited with status {state.get('ExitCode')}{killed} before {path} answered",
                     hint=log_excerpt(wrapped.logs(tail=400).decode(errors="replace")),
                 )
-            if time.monotonic() - self._began > WRONG_LISTENER_GRACE_SECONDS:
+            if time.monotonic() >= self._next_socket_look:
+                # An exec in the container: every few polls, not on each one.
+                self._next_socket_look = time.monotonic() + SOCKET_LOOK_INTERVAL_SECONDS
                 try:
                     wrong = wrong_listener(listening_sockets(wrapped), port)
                 except Exception:  # an image without cat: wait for the time-out instead
