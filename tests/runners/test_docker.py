@@ -204,15 +204,20 @@ def test_a_faulty_image_fails_exactly_where_expected(fixture, base_image, make_w
 
 
 def _grading_with_a_running_container(workspace, docker_engine, **popen) -> subprocess.Popen:
-    """`check 05` in a subprocess, returned once its container exists (the run is midway)."""
+    """`check 05` in a subprocess, returned once its service container exists (the run is midway).
+
+    Its own container is the one labelled with its PID: a rebuild's short-lived intermediate
+    containers carry the autograder's label too, and vanish when the build is cancelled."""
     process = subprocess.Popen(
         [sys.executable, "-m", "autograder", "check", "05", "--workspace", str(workspace)],
         cwd=course.REPO_ROOT,
         **popen,
     )
+    engine = docker_engine.client()
+    owned = {"label": f"{docker_engine.OWNER_LABEL}={process.pid}"}
     deadline = time.monotonic() + 300
     try:
-        while not docker_engine.labelled_containers():
+        while not engine.containers.list(all=True, filters=owned):
             assert process.poll() is None, "the run ended before its container started"
             assert time.monotonic() < deadline, "no container appeared"
             time.sleep(0.2)
