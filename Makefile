@@ -10,13 +10,14 @@ PIP_VERSION := 25.3
 RUN    := PATH="$(abspath $(BIN)):$$PATH" $(PY)
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv demo test bench lab release release-check run-solutions lint lock clean
+.PHONY: help venv demo test test-fast bench lab release release-check run-solutions lint lock clean
 
 help:
 	@echo "make demo    set up (first time), then grade the reference solution end to end"
-	@echo "make test    the whole test suite (what CI runs)"
+	@echo "make test    the whole test suite (what CI runs), on two workers"
+	@echo "make test-fast  the tests that take seconds (no probes of the model, no containers): for every edit"
 	@echo "make lab     JupyterLab on exercises/ for learners"
-	@echo "make bench   benchmarks that print figures (step 05 grading time with a cached dependency layer)"
+	@echo "make bench   benchmarks that print figures (the sandbox's cost per probe and step; step 05 grading time)"
 	@echo "make release / release-check / run-solutions / lint / lock / clean"
 
 venv: $(STAMP)
@@ -33,11 +34,18 @@ $(STAMP): requirements.txt pyproject.toml
 demo: venv
 	$(RUN) -m autograder demo
 
+# Two workers: the tests that use the Docker engine share one (xdist group "docker"), the
+# sandboxed probes and suites run on the other.
 test: venv
 	$(RUN) -m ruff check autograder tests benchmarks
-	$(RUN) -m pytest
+	$(RUN) -m pytest -n 2 --dist loadgroup
+
+test-fast: venv
+	$(RUN) -m ruff check autograder tests benchmarks
+	$(RUN) -m pytest -m "not slow and not container"
 
 bench: venv
+	$(RUN) benchmarks/sandbox_overhead.py
 	$(RUN) benchmarks/step05_grading.py
 
 lab: venv

@@ -14,15 +14,33 @@ EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
 
 def _check(args) -> int:
     from autograder.grading import grade_step
-    from autograder.progress import record
+    from autograder.progress import grading, record
     from autograder.reports import results_json, terminal
 
-    report = grade_step(args.step, args.workspace, only=args.only)
+    step = course.step(args.step)
+    with grading(args.workspace, step.id):
+        report = grade_step(step.id, args.workspace, only=args.only, settings=_check_settings(args))
     record(args.workspace, report)
     print(terminal.step_table(report))
     if args.json:
         results_json.write([report], args.json)
     return EXIT_OK if report.all_passed else EXIT_FAILED
+
+
+def _check_settings(args):
+    """The settings of a check: --sandbox wins, then COURSE_SANDBOX; results for a gradebook
+    (--json) are never made from unsandboxed runs unless one of them says so."""
+    import dataclasses
+    import os
+
+    from autograder.settings import current
+
+    settings = current()
+    if args.sandbox:
+        return dataclasses.replace(settings, sandbox=args.sandbox)
+    if args.json and not os.environ.get("COURSE_SANDBOX"):
+        return dataclasses.replace(settings, sandbox="require")
+    return settings
 
 
 def _release(args) -> int:
@@ -76,7 +94,7 @@ def _offline(args) -> int:
     elif args.offline_command == "serve":
         import time
 
-        with offline.serve_wheelhouse(port=args.port or offline.WHEELHOUSE_PORT) as url:
+        with offline.serve_wheelhouse(port=args.port) as url:
             print(f"serving {offline.wheelhouse_dir()} at {url} (Ctrl-C to stop)")
             try:
                 while True:
@@ -163,6 +181,12 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--only", action="append", metavar="CHECK", help="run only this check (e.g. json-logs); repeatable"
     )
+    check.add_argument(
+        "--sandbox",
+        choices=("auto", "require", "off"),
+        help="confine the workspace's code: auto (the default; unsandboxed with a warning where the machine "
+        "has no sandbox), require (refuse without one; the default with --json), off",
+    )
     check.set_defaults(handler=_check)
 
     release = commands.add_parser("release", help="generate exercises/ from solutions/ (nbgrader)")
@@ -209,8 +233,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from autograder import interrupts, settings
+
     args = build_parser().parse_args(argv)
+    interrupts.install()
     try:
+        settings.current()  # a bad COURSE_* value stops here, before anything runs
         return args.handler(args)
     except AutograderError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -5,7 +5,6 @@ The single place that knows the layout, so that moving a folder is a one-line ch
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,6 +73,7 @@ def pinned_versions(requirements: Path) -> dict[str, str]:
 
 
 def cache_dir() -> Path:
-    """The one named cache of the course (wheelhouse, base-image rootfs); override with COURSE_CACHE_DIR."""
-    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "resnet-course"
-    return Path(os.environ.get("COURSE_CACHE_DIR", default))
+    """The one named cache of the course (wheelhouse, grading history); override with COURSE_CACHE_DIR."""
+    from autograder.settings import current
+
+    return current().cache_dir

@@ -50,6 +50,26 @@ def check_packages() -> Finding:
     return Finding("Packages", not wrong, detail, "" if not wrong else "make venv (or pip install -r requirements.txt)")
 
 
+def check_sandbox() -> Finding:
+    from autograder.runners import sandbox
+    from autograder.settings import current
+
+    settings = current()
+    try:
+        mechanism = sandbox.mechanism(settings)
+    except sandbox.SandboxUnavailable as error:
+        return Finding("Sandbox", False, error.message, error.hint)
+    if mechanism.sandboxed:
+        return Finding("Sandbox", True, f"learner code runs in {mechanism.detail}", required=False)
+    return Finding(
+        "Sandbox",
+        False,
+        f"checks run your code unsandboxed ({mechanism.detail})",
+        "Linux: apt-get install bubblewrap (instructors: required for grading others' work)",
+        required=False,
+    )
+
+
 def check_docker() -> Finding:
     available, why = docker_runner.engine_available()
     fix = (
@@ -101,6 +121,7 @@ def examine() -> list[Finding]:
     return [
         check_python(),
         check_packages(),
+        check_sandbox(),
         docker_finding,
         check_base_image(docker_finding.ok),
         check_wheelhouse(docker_finding.ok),

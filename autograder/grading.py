@@ -1,39 +1,51 @@
 """Wires the checks to the runners for one workspace: the one place that knows how a step is graded.
 
-Step 01's checks get a Python probe bound to the workspace; step 05's checks get a built image and
-a running container (or a reason they are skipped). Everything started here is removed here.
+A grading run freezes a sanitised snapshot of the workspace (``snapshot.take``), then runs the
+selected checks. What a check declares it ``needs`` (the probe runner, a test-suite runner,
+hadolint's findings, the built image, the running container) is made here on first use, once per
+run, and removed when the run ends, whatever way it ends.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import hashlib
-from collections.abc import Iterable, Iterator
+import json
+import os
+import secrets
+import shutil
+import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from autograder import checks, course, variants
-from autograder.checks import step05_image
-from autograder.checks.context import Context
-from autograder.checks.result import CheckResult, Verdict
-from autograder.errors import AutograderError, ContainerError, DockerUnavailable, WorkspaceError
+from autograder import checks, course, interrupts, snapshot, variants
+from autograder.checks import dockerfile, reference_model
+from autograder.checks.context import Context, Unavailable
+from autograder.checks.result import CheckResult, Outcome, Verdict
+from autograder.errors import AutograderError, ContainerError, WorkspaceError
 from autograder.runners import docker as docker_runner
-from autograder.runners import hadolint, offline, pytest_suite
-from autograder.runners.python_probe import probe_for
+from autograder.runners import hadolint, offline, pytest_suite, sandbox
+from autograder.runners.probes import ProbeRunner
+from autograder.settings import Settings, current
 
-# No trained weights can be downloaded on the course machines: graded containers run on seeded,
-# labelled random weights, and the predict check expects the answers to say so.
-# Nothing else is set: the image's own configuration (workers, threads) is what is graded.
-GRADING_CONTAINER_ENV = {"MODEL_ALLOW_RANDOM_WEIGHTS": "1"}
-LIVE_STEPS = {"05"}
-# Steps that grade the learner's tests by running them against the reference and its faulty variants.
-SUITE_STEPS = {"04"}
+# A graded container loads the grader's weights file (a ResNet50 of a seed drawn for the run),
+# mounted read-only where MODEL_WEIGHTS_PATH says: its answers can then be compared with what the
+# grader computes itself, and no canned answer can match them. Nothing else is set: the image's
+# own configuration (workers, threads) is what is graded.
+GRADING_WEIGHTS_PATH = "/run/course-weights/resnet50.pt"
+GRADING_CONTAINER_ENV = {"MODEL_WEIGHTS_PATH": GRADING_WEIGHTS_PATH}
+# Resources that run the learner's code on this machine, and so need the sandbox.
+SANDBOXED_RESOURCES = {"probe", "suite"}
 
 
 @dataclass(frozen=True)
 class StepReport:
     step: course.Step
     results: list[CheckResult]
+    sandbox: str = ""  # how learner code was confined in this run ("" when none ran)
+    notes: tuple[str, ...] = ()  # files of the workspace the grader refused or left out
 
     @property
     def points(self) -> float:
@@ -47,6 +59,10 @@ class StepReport:
     def all_passed(self) -> bool:
         return bool(self.results) and all(r.verdict is Verdict.PASSED for r in self.results)
 
+    @property
+    def unsandboxed(self) -> bool:
+        return self.sandbox.startswith("UNSANDBOXED")
+
 
 def resolve_workspace(workspace: Path | str) -> Path:
     path = Path(workspace).expanduser().resolve()
@@ -59,7 +75,9 @@ def resolve_workspace(workspace: Path | str) -> Path:
     return path
 
 
-def grade_step(step_id: str, workspace: Path | str, *, only: Iterable[str] | None = None) -> StepReport:
+def grade_step(
+    step_id: str, workspace: Path | str, *, only: Iterable[str] | None = None, settings: Settings | None = None
+) -> StepReport:
     step = course.step(step_id)
     path = resolve_workspace(workspace)
     step_checks = checks.for_step(step.id)
@@ -69,81 +87,260 @@ def grade_step(step_id: str, workspace: Path | str, *, only: Iterable[str] | Non
     if unknown:
         names = ", ".join(c.id.split(".", 1)[1] for c in step_checks.checks)
         raise AutograderError(f"step {step.id} has no check {', '.join(unknown)}", hint=f"its checks: {names}")
-    if step.id in LIVE_STEPS:
-        # Do no more than the selected checks need: a checkpoint of the Dockerfile alone needs no
-        # build (minutes, the first time), and the build's own check no container.
-        selected = {name.split(".")[-1] for name in only or ()}
-        build = not selected or not selected <= step05_image.STATIC_CHECKS
-        run = not selected or not selected <= step05_image.STATIC_CHECKS | {"image-builds"}
-        with live_context(path, build=build, run=run) as context:
-            return StepReport(step, step_checks.run(context, only))
-    if step.id in SUITE_STEPS:
-        return StepReport(step, step_checks.run(suite_context(path), only))
-    return StepReport(step, step_checks.run(Context(workspace=path, run_python=probe_for(path)), only))
+    settings = settings or current()
+    needs = {need for check in step_checks.selected(only) for need in check.needs}
+    # Decided before anything runs: under COURSE_SANDBOX=require a machine without the sandbox
+    # is an error (exit 2), never a grading of untrusted code.
+    mechanism = sandbox.mechanism(settings) if needs & SANDBOXED_RESOURCES else None
+    with Grading(path, settings, mechanism, needs) as grading:
+        context = Context(
+            workspace=path,
+            files=grading.snapshot.root,
+            provide=grading.provide,
+            scratch=grading.scratch,
+            notes=tuple(grading.snapshot.notes),
+        )
+        results = step_checks.run(context, only)
+    return StepReport(
+        step, results, sandbox=mechanism.describe() if mechanism else "", notes=tuple(grading.snapshot.notes)
+    )
 
 
-def suite_context(workspace: Path) -> Context:
-    """Step 04's context: the learner's tests, run against the reference service and its variants."""
-    context = Context(workspace=workspace)
-    try:
-        faulty = variants.load()
-    except AutograderError as error:
-        context.skip_reason = f"{error} ({error.hint})"
-        return context
-    context.run_suite = pytest_suite.SuiteRunner(workspace, course.REFERENCE_WORKSPACE, faulty)
-    return context
+class Grading:
+    """One grading run of one workspace: its scratch folder, its snapshot and its resources."""
 
+    def __init__(
+        self,
+        workspace: Path,
+        settings: Settings,
+        mechanism: sandbox.Mechanism | None,
+        needs: Iterable[str] = (),
+    ):
+        self.workspace, self.settings, self.mechanism = workspace, settings, mechanism
+        self.needs = set(needs)
+        self._cleanup = contextlib.ExitStack()
+        self._made: dict[str, object] = {}
 
-def image_tag(workspace: Path) -> str:
-    """One tag per workspace, so regrading replaces the image instead of piling up new ones."""
-    digest = hashlib.sha256(str(workspace).encode()).hexdigest()[:12]
-    return f"{docker_runner.GRADED_REPOSITORY}:{digest}"
-
-
-@contextlib.contextmanager
-def live_context(workspace: Path, *, build: bool = True, run: bool = True) -> Iterator[Context]:
-    """Lint the Dockerfile, build the workspace's image and run it (as far as ``build`` and ``run``
-    say); yield a Context describing what happened."""
-    context = Context(workspace=workspace)
-    dockerfile = workspace / "Dockerfile"
-    if dockerfile.is_file():
+    def __enter__(self) -> Grading:
+        self.scratch = Path(tempfile.mkdtemp(prefix="grading-"))
+        self._cleanup.callback(shutil.rmtree, self.scratch, True)
         try:
-            context.lint_findings = hadolint.lint(dockerfile)
-        except AutograderError as error:
-            context.lint_error = f"{error} ({error.hint})"
-    if not build:
-        yield context
-        return
-    available, why = docker_runner.engine_available()
-    if not available:
-        context.skip_reason = f"skipped: no Docker engine ({why})"
-        yield context
-        return
-    docker_runner.remove_leftover_containers()
-    with contextlib.ExitStack() as cleanup:
-        cleanup.callback(docker_runner.prune_images)  # bounded image cache, also on errors
-        try:
-            context.build = build_workspace_image(workspace)
-        except ContainerError as error:
-            context.build_error = str(error)
-        if context.build and run:
+            self.snapshot = snapshot.take(
+                self.workspace,
+                self.scratch / "workspace",
+                total_limit=self.settings.build_context_limit,
+            )
+            sandbox.make_readable(self.snapshot.root)
+            if "service" in self.needs:
+                self._weights = GradingWeights(self.settings.cache_dir / "grading-weights", self.scratch)
+                self._cleanup.callback(self._weights.close)
+        except BaseException:
+            self._cleanup.close()
+            raise
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._cleanup.close()
+
+    def provide(self, name: str) -> object:
+        """The resource ``name``; Unavailable (skip or fail) when it cannot be had."""
+        if name not in self._made:
+            interrupts.raise_if_interrupted()
             try:
-                context.service = cleanup.enter_context(
-                    # Ready means the model is loaded and warmed up (step 03's /ready), not just alive.
-                    docker_runner.run_service(context.build.tag, env=GRADING_CONTAINER_ENV, ready_path="/ready")
+                self._made[name] = getattr(self, f"_make_{name}")()
+            except Unavailable as missing:
+                self._made[name] = missing
+        made = self._made[name]
+        if isinstance(made, Unavailable):
+            raise made
+        return made
+
+    def _make_probe(self) -> ProbeRunner:
+        return ProbeRunner(self.snapshot.root, self.mechanism, self.settings, self.scratch)
+
+    def _make_suite(self) -> pytest_suite.SuiteRunner:
+        try:
+            faulty = variants.load()
+        except AutograderError as error:
+            raise Unavailable(Outcome.skip(f"{error.message} ({error.hint})")) from error
+        return pytest_suite.SuiteRunner(
+            self.snapshot.root,
+            course.REFERENCE_WORKSPACE,
+            faulty,
+            mechanism=self.mechanism,
+            settings=self.settings,
+            scratch=self.scratch,
+        )
+
+    def _make_lint(self) -> list:
+        dockerfile = self.snapshot.root / "Dockerfile"
+        if not dockerfile.is_file():
+            raise Unavailable(Outcome.fail("Dockerfile does not exist in the workspace: run the cell that writes it"))
+        try:
+            return hadolint.lint(dockerfile)
+        except AutograderError as error:
+            raise Unavailable(Outcome.fail(f"{error.message} ({error.hint})")) from error
+
+    def _make_image(self) -> docker_runner.BuildResult:
+        available, why = docker_runner.engine_available()
+        if not available:
+            raise Unavailable(Outcome.skip(f"skipped: no Docker engine ({why})"))
+        dockerfile_path = self.snapshot.root / "Dockerfile"
+        if not dockerfile_path.is_file():
+            raise Unavailable(Outcome.fail("there is no Dockerfile in the workspace: run the cell that writes it"))
+        foreign = dockerfile.foreign_images(
+            dockerfile.parse(dockerfile_path.read_text(errors="replace")), allowed={docker_runner.BASE_IMAGE}
+        )
+        if foreign:
+            raise Unavailable(
+                Outcome.fail(
+                    f"the image was not built: {foreign[0]}; graded builds may start only from "
+                    f"{docker_runner.BASE_IMAGE} (the course's base image) and from the Dockerfile's own stages"
                 )
-            except ContainerError as error:
-                context.service_error = str(error)
-        yield context
+            )
+        docker_runner.remove_leftover_containers()
+        self._cleanup.callback(docker_runner.prune_images)  # bounded image cache, also on errors
+        try:
+            return build_workspace_image(self.snapshot.root, self.workspace)
+        except AutograderError as error:
+            raise Unavailable(Outcome.fail(str(error))) from error
+
+    def _make_service(self) -> docker_runner.RunningService:
+        try:
+            image = self.provide("image")
+        except Unavailable as missing:
+            if missing.outcome.skipped:
+                raise
+            raise Unavailable(Outcome.fail("the container was not started because the build failed")) from None
+        seed, weights = self._weights.take()
+        try:
+            # Ready means the model is loaded and warmed up (step 03's /ready), not just alive.
+            service = self._cleanup.enter_context(
+                docker_runner.run_service(
+                    image.tag,
+                    env=GRADING_CONTAINER_ENV,
+                    files={GRADING_WEIGHTS_PATH: weights},
+                    ready_path="/ready",
+                )
+            )
+        except ContainerError as error:
+            raise Unavailable(Outcome.fail(str(error))) from error
+        finally:
+            self._weights.prepare_next()
+        service.weights_seed = seed
+        return service
 
 
-def build_workspace_image(workspace: Path) -> docker_runner.BuildResult:
-    """Build with the offline wheelhouse served on loopback when the base image is the stand-in."""
+class GradingWeights:
+    """The weights file a graded container loads: a ResNet50 of a secret seed drawn for the run.
+
+    Making one takes seconds (PyTorch's import, mostly), so each run also makes the next run's
+    file, in a thread, into the grader's own cache (a folder only this user reads; never visible
+    to learner code). The model behind the seed is built meanwhile too, for the expected answers.
+    """
+
+    def __init__(self, cache: Path, scratch: Path):
+        self._cache, self._scratch = cache, scratch
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="weights")
+        self._taken: Path | None = None
+        prepared = self._take_prepared()
+        if prepared is None:
+            seed = secrets.randbelow(2**31 - 1) + 1
+            self._ready = self._pool.submit(reference_model.weights_file, seed, self._scratch)
+        else:
+            seed, path = prepared
+            self._ready = concurrent.futures.Future()
+            self._ready.set_result(path)
+            self._pool.submit(reference_model.seeded_model, seed)  # the expected answers' model, meanwhile
+        self._seed = seed
+
+    def _take_prepared(self) -> tuple[int, Path] | None:
+        """The file a previous run prepared, renamed so no concurrent grading takes it too."""
+        mine = self._cache / f"in-use-{os.getpid()}-{secrets.token_hex(4)}.pt"
+        try:
+            seed = int((self._cache / "next.seed").read_text())
+            os.rename(self._cache / "next.pt", mine)
+        except (OSError, ValueError):
+            return None
+        self._taken = mine
+        return seed, mine
+
+    def _prepare_next(self) -> None:
+        self._cache.mkdir(parents=True, exist_ok=True)
+        os.chmod(self._cache, 0o700)
+        seed = secrets.randbelow(2**31 - 1) + 1
+        made = reference_model.weights_file(seed, self._scratch)
+        os.replace(made, self._cache / "next.pt.partial")
+        (self._cache / "next.seed").write_text(str(seed))
+        os.replace(self._cache / "next.pt.partial", self._cache / "next.pt")
+
+    def take(self) -> tuple[int, Path]:
+        """(seed, file) for this run."""
+        path = self._ready.result()
+        path.chmod(0o644)  # the service's own non-root user reads it
+        return self._seed, path
+
+    def prepare_next(self) -> None:
+        """Start making the next run's file (once this run's container is up: not to slow its start)."""
+        self._next = self._pool.submit(self._prepare_next)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=False)
+        if self._taken is not None:
+            with contextlib.suppress(OSError):
+                self._taken.unlink()
+
+
+def workspace_label(workspace: Path) -> str:
+    """What images built from ``workspace`` are labelled with, so notebook 05 can find the last one."""
+    return hashlib.sha256(str(workspace).encode()).hexdigest()[:16]
+
+
+def new_image_tag() -> str:
+    """A tag nobody can predict: no other build can name a graded image in its FROM."""
+    return f"{docker_runner.GRADED_REPOSITORY}:{secrets.token_hex(8)}"
+
+
+def build_workspace_image(context: Path, workspace: Path) -> docker_runner.BuildResult:
+    """Build ``context`` (the snapshot) under the build limits, on the network ``offline.build_network``
+    gives; or, when the grader built this very context on this very base image before and the
+    image is still there, that image (the record is the grader's own, never an image's label)."""
+    digest = _context_digest(context)
+    record = current().cache_dir / "built-images.json"
+    known = _read_json(record)
+    reused = docker_runner.image_by_id(known.get(digest, ""))
+    if reused is not None:
+        return reused
+    with offline.build_network() as network_mode:
+        built = docker_runner.build_image(
+            context,
+            new_image_tag(),
+            network_mode=network_mode,
+            labels={docker_runner.WORKSPACE_LABEL: workspace_label(workspace)},
+        )
+    known[digest] = built.image_id
+    with contextlib.suppress(OSError):
+        record.parent.mkdir(parents=True, exist_ok=True)
+        partial = record.with_suffix(".partial")
+        partial.write_text(json.dumps(dict(list(known.items())[-20:])))
+        partial.replace(record)
+    return built
+
+
+def _context_digest(context: Path) -> str:
+    """What a build depends on: every file of the snapshot (name, mode, content) and the base image."""
+    digest = hashlib.sha256(docker_runner.image_id(docker_runner.BASE_IMAGE).encode())
+    for path in sorted(p for p in context.rglob("*") if p.is_file()):
+        digest.update(f"{path.relative_to(context)}\0{path.stat().st_mode & 0o111}\0".encode())
+        with open(path, "rb") as stream:
+            while chunk := stream.read(1024 * 1024):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _read_json(path: Path) -> dict:
     try:
-        stand_in = docker_runner.image_exists(offline.BASE_IMAGE) and offline.is_stand_in()
-    except DockerUnavailable:
-        stand_in = False
-    if not stand_in:
-        return docker_runner.build_image(workspace, image_tag(workspace))
-    with offline.serve_wheelhouse():
-        return docker_runner.build_image(workspace, image_tag(workspace), network_mode="host")
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}

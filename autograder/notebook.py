@@ -6,14 +6,17 @@ import importlib
 import sys
 from pathlib import Path
 
+from autograder import course
 from autograder.grading import grade_step
-from autograder.progress import record
+from autograder.progress import grading, record
 from autograder.reports.notebook import CheckpointReport
 
 
 def checkpoint(step_id: str, workspace: str | Path = "workspace", only: list[str] | None = None) -> CheckpointReport:
     """Grade one step's visible checks; the cell shows a table and its value is the points earned."""
-    report = grade_step(step_id, workspace, only=only)
+    step = course.step(step_id)
+    with grading(Path(workspace), step.id):
+        report = grade_step(step.id, workspace, only=only)
     record(Path(workspace), report)
     return CheckpointReport(report)
 
@@ -34,13 +37,13 @@ def import_workspace_module(name: str, workspace: str | Path = "workspace"):
 def image_layers(workspace: str | Path = "workspace", largest: int = 8) -> str:
     """The image the last step 05 checkpoint built: its size and its heaviest layers, as
     `docker history` shows them, with the Dockerfile instruction that made each."""
-    from autograder.grading import image_tag
+    from autograder.grading import workspace_label
     from autograder.runners import docker as docker_runner
 
-    tag = image_tag(Path(workspace).resolve())
-    if not docker_runner.image_exists(tag):
-        return f"no image {tag} yet: run the step 05 checkpoint that builds it"
-    image = docker_runner.client().images.get(tag)
+    image = docker_runner.newest_image(workspace_label(Path(workspace).resolve()))
+    if image is None:
+        return "no image of this workspace yet: run the step 05 checkpoint that builds it"
+    tag = next(iter(image.tags), image.short_id)
     history = image.history()
     lines = [f"{tag}: {image.attrs.get('Size', 0) / 1e9:.2f} GB in {len(history)} layers; the heaviest:"]
     for layer in sorted(history, key=lambda layer: layer.get("Size", 0), reverse=True)[:largest]:

@@ -2,15 +2,22 @@
 
 Which files a step writes is read from its solution notebook's ``%%writefile`` cells, so adding a
 step needs no list to maintain here. The last results of ``check`` and of every checkpoint are kept
-per workspace in the course cache, so ``progress`` answers at once without re-grading.
+per workspace in the course cache, so ``progress`` answers at once without re-grading. Each entry
+is signed with a key only this user's autograder reads: entries written by anything else (learner
+code, a hand edit) are ignored, never believed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import hmac
 import json
+import os
+import secrets
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,8 +27,10 @@ from autograder import checks, course
 from autograder.errors import AutograderError
 from autograder.grading import StepReport
 from autograder.release.writefile_stubs import writefile_target
+from autograder.settings import current
 
 WORKSPACE_PREFIX = course.WORKSPACE_NAME + "/"
+HISTORY_LIMIT = 4 * 1024**2
 
 
 def step_files(step: course.Step) -> list[str]:
@@ -44,8 +53,75 @@ def step_files(step: course.Step) -> list[str]:
 
 
 def _history_file(workspace: Path) -> Path:
-    digest = hashlib.sha256(str(workspace.resolve()).encode()).hexdigest()[:16]
-    return course.cache_dir() / "results" / f"{digest}.json"
+    digest = hashlib.sha256(str(Path(workspace).resolve()).encode()).hexdigest()[:16]
+    return current().cache_dir / "results" / f"{digest}.json"
+
+
+def _key() -> bytes:
+    """This user's signing key for the history (created once, readable by the user only). Learner
+    code in the sandbox never sees the cache folder, so it can neither read the key nor sign."""
+    path = current().cache_dir / "results" / "history.key"
+    try:
+        return bytes.fromhex(path.read_text().strip())
+    except (OSError, ValueError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_bytes(32)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as stream:
+            stream.write(key.hex())
+        return key
+
+
+def _signature(key: bytes, step_id: str, entry: dict) -> str:
+    body = json.dumps({"step": step_id, **{k: v for k, v in entry.items() if k != "signature"}}, sort_keys=True)
+    return hmac.new(key, body.encode(), hashlib.sha256).hexdigest()
+
+
+def _read_history(path: Path) -> tuple[dict, int]:
+    """The entries of ``path`` this autograder signed, and how many others it ignored."""
+    try:
+        if path.is_symlink() or path.stat().st_size > HISTORY_LIMIT:
+            return {}, 1
+        raw = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}, 0
+    except (OSError, ValueError):
+        return {}, 1
+    if not isinstance(raw, dict):
+        return {}, 1
+    key, kept, ignored = _key(), {}, 0
+    for step_id, entry in raw.items():
+        valid = isinstance(entry, dict) and isinstance(entry.get("signature"), str)
+        if valid and hmac.compare_digest(entry["signature"], _signature(key, step_id, entry)):
+            kept[step_id] = entry
+        else:
+            ignored += 1
+    return kept, ignored
+
+
+def _write_history(path: Path, history: dict) -> None:
+    key = _key()
+    for step_id, entry in history.items():
+        entry["signature"] = _signature(key, step_id, entry)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(history, indent=2))
+    partial.replace(path)
+
+
+@contextlib.contextmanager
+def grading(workspace: Path, step_id: str) -> Iterator[None]:
+    """Mark ``step_id`` as being graded until the block ends: a grading killed midway (SIGKILL,
+    power cut) leaves the step shown as "not graded", never as its last results."""
+    path = _history_file(workspace)
+    try:
+        history, _ = _read_history(path)
+        entry = history.setdefault(step_id, {"checks": {}})
+        entry["grading_since"] = time.time()
+        _write_history(path, history)
+    except OSError:
+        pass
+    yield
 
 
 def record(workspace: Path, report: StepReport) -> None:
@@ -53,13 +129,13 @@ def record(workspace: Path, report: StepReport) -> None:
     checks updates just those. Never fails the grading that called it."""
     path = _history_file(workspace)
     try:
-        history = json.loads(path.read_text()) if path.exists() else {}
+        history, _ = _read_history(path)
         step = history.setdefault(report.step.id, {"checks": {}})
+        step.pop("grading_since", None)
         step["time"] = time.time()
         for result in report.results:
             step["checks"][result.id] = {"passed": result.passed, "points": result.points}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(history, indent=2))
+        _write_history(path, history)
     except (OSError, ValueError, KeyError, TypeError):
         pass
 
@@ -73,15 +149,16 @@ class StepStatus:
 
 def progress(workspace: Path) -> list[StepStatus]:
     workspace = Path(workspace)
-    path = _history_file(workspace)
-    history = json.loads(path.read_text()) if path.exists() else {}
+    history, ignored = _read_history(_history_file(workspace))
     statuses = []
     for step in course.STEPS:
         files = step_files(step)
         present = [f for f in files if (workspace / f).exists()]
         last = history.get(step.id)
         newest_file = max(((workspace / f).stat().st_mtime for f in present), default=0.0)
-        if last is None:
+        if last is not None and "grading_since" in last:
+            state, detail = "not graded", "its last grading did not finish (interrupted?): run the check again"
+        elif last is None or "time" not in last:
             state = "not started" if not present and files else "not checked"
             detail = f"{len(present)}/{len(files)} files written" if files else "graded from the files of earlier steps"
         else:
@@ -98,6 +175,8 @@ def progress(workspace: Path) -> list[StepStatus]:
                 detail += f"; {len(unchecked)} check(s) not run yet"
             if newest_file > last["time"]:
                 detail += "; files changed since the last check"
+        if ignored and step is course.STEPS[0]:
+            detail += f" ({ignored} history entries ignored: not written by this autograder)"
         statuses.append(StepStatus(step, state, detail))
     return statuses
 

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from autograder import course, grading
+from autograder.checks import reference_model
 from autograder.runners import docker as docker_runner
 
 TARGET_SECONDS = 60.0
@@ -36,11 +37,16 @@ def submission(root: Path, round_number: int) -> Path:
     return workspace
 
 
-def floor_seconds(workspace: Path) -> float:
+def floor_seconds(workspace: Path, weights: Path) -> float:
     """Build (cached) and start until /ready: what any grader of a live image must spend."""
     started = time.perf_counter()
-    build = grading.build_workspace_image(workspace)
-    with docker_runner.run_service(build.tag, env=grading.GRADING_CONTAINER_ENV, ready_path="/ready"):
+    build = grading.build_workspace_image(workspace, workspace)
+    with docker_runner.run_service(
+        build.tag,
+        env=grading.GRADING_CONTAINER_ENV,
+        files={grading.GRADING_WEIGHTS_PATH: weights},
+        ready_path="/ready",
+    ):
         pass
     return time.perf_counter() - started
 
@@ -60,8 +66,10 @@ def main() -> int:
         grading.grade_step("05", course.REFERENCE_WORKSPACE)
         print(f"  warm-up took {time.perf_counter() - warm:.1f} s")
         grades, floors, builds, startups = [], [], [], []
+        weights = reference_model.weights_file(1, root)
+        weights.chmod(0o644)
         for number in range(args.rounds):
-            floors.append(floor_seconds(submission(root, 100 + number)))
+            floors.append(floor_seconds(submission(root, 100 + number), weights))
             started = time.perf_counter()
             report = grading.grade_step("05", submission(root, number))
             grades.append(time.perf_counter() - started)

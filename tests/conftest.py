@@ -70,3 +70,43 @@ def base_image(docker_engine):
             pytest.fail(message)
         pytest.skip(message)
     return offline.BASE_IMAGE
+
+
+def _orphaned_sandbox_processes() -> list[str]:
+    """Processes of the sandbox's user that no running sandbox holds: what a run left behind.
+    (Processes inside a live sandbox, another test's, descend from a bwrap process.)"""
+    from pathlib import Path
+
+    from autograder.runners import sandbox
+
+    def status(pid: str) -> dict[str, str]:
+        text = Path(f"/proc/{pid}/status").read_text()
+        return dict(line.split(":\t", 1) for line in text.splitlines() if ":\t" in line)
+
+    orphans = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = status(entry.name)
+            if int(fields["Uid"].split()[0]) != sandbox.SANDBOX_UID:
+                continue
+            pid, held = entry.name, False
+            while pid not in ("0", "1"):
+                parent = status(pid)
+                # Inside a sandbox that is still running, or a container of the grader's own
+                # (the relay and the wheelhouse server run as this user too).
+                if parent["Name"].strip() in ("bwrap", "containerd-shim", "containerd-shim-runc-v2"):
+                    held = True
+                    break
+                pid = parent["PPid"].strip()
+        except (OSError, KeyError, ValueError):
+            continue
+        if not held:
+            orphans.append(f"{entry.name} {fields.get('Name', '').strip()}")
+    return orphans
+
+
+@pytest.fixture
+def orphaned_sandbox_processes():
+    return _orphaned_sandbox_processes

@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from autograder import course
 
 
@@ -14,6 +16,7 @@ def _cli(*args: str):
     )
 
 
+@pytest.mark.slow
 def test_check_exits_0_on_the_reference_and_prints_one_line_per_check(reference_workspace):
     result = _cli("check", "01", "--workspace", str(reference_workspace))
     assert result.returncode == 0, result.stdout + result.stderr
@@ -22,6 +25,7 @@ def test_check_exits_0_on_the_reference_and_prints_one_line_per_check(reference_
     assert "13/13  total" in result.stdout
 
 
+@pytest.mark.slow
 def test_check_exits_1_on_the_student_workspace_with_hints(blank_workspace, tmp_path):
     report = tmp_path / "results.json"
     result = _cli("check", "1", "--workspace", str(blank_workspace), "--json", str(report))

@@ -16,6 +16,10 @@ LAYERS = {
     "course": 0,
     "trees": 0,
     "variants": 0,
+    "settings": 0,
+    "interrupts": 0,
+    "snapshot": 0,
+    "probes": 0,
     "checks": 1,
     "runners": 2,
     "release": 3,
@@ -68,6 +72,13 @@ def test_only_the_docker_runner_talks_to_docker(path):
         return
     for name in _imports(path):
         assert name.split(".")[0] not in DOCKER_MODULES, f"{path.relative_to(PACKAGE)} imports {name}"
+
+
+@pytest.mark.parametrize("path", sorted((PACKAGE / "probes").glob("*.py")), ids=lambda p: p.name)
+def test_probes_import_nothing_of_the_autograder(path):
+    """Probes run inside the sandbox, where only their own package exists."""
+    for name in _imports(path):
+        assert not name.startswith("autograder"), f"probes/{path.name} imports {name}"
 
 
 def test_the_layer_check_can_fail():

@@ -132,3 +132,30 @@ def test_catch_up_with_an_incomplete_reference_says_how_to_fix_it(tmp_path):
 def test_step_files_fall_back_to_the_student_release(monkeypatch, tmp_path):
     monkeypatch.setattr(course, "SOLUTIONS_DIR", tmp_path / "no-solutions-here")
     assert progress.step_files(course.step("02")) == ["service/config.py"]
+
+
+def test_a_grading_that_never_finished_shows_as_not_graded(tmp_path):
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    progress.record(workspace, _report("01"))
+    with pytest.raises(KeyboardInterrupt):
+        with progress.grading(workspace, "01"):
+            raise KeyboardInterrupt  # or SIGKILL: nothing after this line runs either
+    status = {s.step.id: s for s in progress.progress(workspace)}["01"]
+    assert status.state == "not graded" and "did not finish" in status.detail
+    progress.record(workspace, _report("01"))
+    assert {s.step.id: s for s in progress.progress(workspace)}["01"].state == "done"
+
+
+def test_history_entries_not_signed_by_the_autograder_are_ignored(tmp_path):
+    import json
+
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    progress.record(workspace, _report("01", failing=("01.topk-contract",)))
+    history = progress._history_file(workspace)
+    data = json.loads(history.read_text())
+    data["01"]["checks"]["01.topk-contract"] = {"passed": True, "points": 2}  # edited by hand
+    history.write_text(json.dumps(data))
+    status = {s.step.id: s for s in progress.progress(workspace)}
+    assert status["01"].state == "not started" and "1 history entries ignored" in status["00"].detail

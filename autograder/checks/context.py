@@ -1,14 +1,19 @@
 """What a check may use: the workspace, and the means to run code that the upper layers inject.
 
-Checks never start processes or containers themselves. ``grading.py`` builds a Context with the
-runners plugged in, and tests can build one with fakes or the real runners.
+Checks never start processes or containers themselves. ``grading.py`` builds a Context whose
+``provide`` makes the runners' resources on demand, and tests can build one with fakes.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import random
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
+
+from autograder.checks.result import Outcome
 
 
 @dataclass(frozen=True)
@@ -36,33 +41,38 @@ class SuiteRun:
     """What came back from running a learner's pytest suite once."""
 
     exit_code: int  # pytest's: 0 all passed, 1 some failed, 2 interrupted, 5 no tests; -1 timed out
-    collected: int = 0
+    collected: int = 0  # these counts come from the learner's process: for messages, never verdicts
     failed: int = 0
     errors: int = 0
     skipped: int = 0
     timed_out: bool = False
     seconds: float = 0.0
     output_tail: str = ""
+    full_output: str = field(default="", repr=False, compare=False)
 
     @property
     def passed(self) -> bool:
-        """Every collected test passed, and there was at least one."""
-        return self.exit_code == 0 and self.collected > 0
+        """pytest ran the suite and every test passed."""
+        return self.exit_code == 0
 
     @property
     def caught_something(self) -> bool:
-        """The suite did not pass (failed, crashed or hung): on a faulty service whose reference
-        passes, that means the fault was caught."""
-        return self.exit_code != 0
+        """pytest ran the suite to its end and some test failed: on a faulty service whose
+        reference passes, the fault was caught. A timeout, a crash or an internal error is not."""
+        return self.exit_code == 1 and not self.timed_out
 
     def describe(self) -> str:
         if self.timed_out:
             return f"the suite did not finish in {self.seconds:.0f} s"
-        if self.exit_code == 5 or (self.exit_code == 0 and not self.collected):
+        if self.exit_code == 5:
             return "pytest collected no tests"
-        if self.exit_code in (2, 3, 4):
+        if self.exit_code < 0:
+            return f"the process running the suite died (signal {-self.exit_code})"
+        if self.exit_code not in (0, 1):
             last = self.output_tail.strip().splitlines()[-1:] or ["no output"]
-            return f"pytest could not run the suite ({last[0]})"
+            return f"pytest could not run the suite (exit status {self.exit_code}: {last[0]})"
+        if not self.collected:
+            return "pytest passed" if self.exit_code == 0 else "some tests failed"
         return f"{self.collected} tests: {self.failed} failed, {self.errors} errors, {self.skipped} skipped"
 
 
@@ -76,16 +86,19 @@ class LintFinding:
     message: str
 
 
-class PythonProbe(Protocol):
-    def __call__(self, code: str, *, timeout: float = ...) -> ProbeResult: ...
+class ProbeRunner(Protocol):
+    def __call__(
+        self, probe: str, arguments: dict, *, inputs: dict | None = None, timeout: float = ...
+    ) -> ProbeResult: ...
 
 
 class SuiteRunner(Protocol):
-    """Runs the learner's tests against the reference service (None) or a named faulty variant."""
+    """Runs the learner's tests against the reference service, its controls and its faulty
+    variants (runners.pytest_suite.Campaign holds the runs)."""
 
     variants: tuple[tuple[str, str], ...]  # (name, description) of every faulty variant
 
-    def __call__(self, variant: str | None = None) -> SuiteRun: ...
+    def campaign(self, *, with_variants: bool): ...
 
 
 class Service(Protocol):
@@ -93,8 +106,10 @@ class Service(Protocol):
 
     base_url: str
     figures: dict[str, str]
+    weights_seed: int | None  # the seed of the grader's weights file the container loads
 
-    def request(self, method: str, path: str, **kwargs) -> object: ...
+    def request(self, method: str, path: str, *, session=None, **kwargs) -> object:
+        """A bounded HTTP request (size and time) to the service."""
 
     def running(self) -> bool: ...
 
@@ -127,33 +142,119 @@ class Build(Protocol):
     layers: int
 
 
+class Unavailable(Exception):
+    """A resource a check needs could not be had: the check's outcome is this one (skipped
+    without a Docker engine, failed when the image did not build...)."""
+
+    def __init__(self, outcome):
+        super().__init__(outcome.message)
+        self.outcome = outcome
+
+
+class WorkspaceFileProblem(Exception):
+    """A workspace file the grader will not read: too large, or not a regular file."""
+
+
+TEXT_LIMIT = 1024 * 1024  # no file a check reads as text is larger in a correct workspace
+ALREADY_TOLD = {
+    "image": "there is no image: the build failed (see image-builds)",
+    "service": "no running container to ask (see container-ready)",
+}
+
+
 @dataclass
 class Context:
+    """What one check may use.
+
+    ``workspace`` is the learner's folder, named in messages; ``files`` is the grader's frozen,
+    sanitised copy of it, which is what checks read. Resources that cost something (the probe
+    runner, a test-suite runner, hadolint's findings, an image, a running container) come from
+    ``provide`` on first use, once per grading run; checks declare the ones they need.
+    """
+
     workspace: Path
-    # Static and probe-based checks (steps 00-02) get a probe bound to the workspace.
-    run_python: PythonProbe | None = None
-    # Step 04 runs the learner's tests against the reference service and its faulty variants.
-    run_suite: SuiteRunner | None = None
-    # Step 05's static checks read hadolint's findings on the Dockerfile (None: not linted).
-    lint_findings: list[LintFinding] | None = None
-    lint_error: str = ""
-    # Live checks (step 05) get what happened to the image and, if it started, the running service.
-    skip_reason: str = ""  # set when they cannot run here (no Docker engine): skipped, never passed
-    build: Build | None = None
-    build_error: str = ""
-    service: Service | None = None
-    service_error: str = ""
+    files: Path | None = None
+    provide: Callable[[str], object] | None = None
+    # A folder of the grader's for the inputs it makes (weights files, photos); never the learner's.
+    scratch: Path | None = None
+    # Inputs vary from run to run (seeds, crops, values), so canned answers cannot pass.
+    rng: random.Random = field(default_factory=lambda: random.Random(secrets.randbits(64)))
+    notes: tuple[str, ...] = ()
+    _resources: dict[str, object] = field(default_factory=dict, repr=False)
+    _told: set[str] = field(default_factory=set, repr=False)
+
+    def __post_init__(self) -> None:
+        self.files = self.files or self.workspace
 
     def file(self, relative: str) -> Path:
-        return self.workspace / relative
+        return self.files / relative
 
-    def probe(self, body: str, *, needs: tuple[str, ...], timeout: float = 120) -> tuple[object | None, str]:
-        """Run ``body`` (which defines ``probe()``) against the learner's code once the files it
-        ``needs`` exist; return (value, "") or (None, a failure message for the learner)."""
-        for relative in needs:
+    def read_text(self, relative: str, limit: int = TEXT_LIMIT) -> str:
+        """A workspace file's text; WorkspaceFileProblem when it is too large to be what it claims."""
+        path = self.file(relative)
+        if path.is_symlink() or not path.is_file():
+            raise WorkspaceFileProblem(f"{relative} is not a regular file")
+        size = path.stat().st_size
+        if size > limit:
+            raise WorkspaceFileProblem(
+                f"{relative} is {size / 1e6:.1f} MB, over the {limit / 1e6:.0f} MB a file like it can need"
+            )
+        return path.read_bytes()[:limit].decode("utf-8", errors="replace")
+
+    def resource(self, name: str) -> object:
+        """The named resource, made on first use (raises Unavailable when it cannot be had)."""
+        if name not in self._resources:
+            if self.provide is None:
+                raise Unavailable(_skip(f"no {name} was given to this check"))
+            try:
+                self._resources[name] = self.provide(name)
+            except Unavailable as missing:
+                self._resources[name] = missing
+        found = self._resources[name]
+        if isinstance(found, Unavailable):
+            # The first check that needed it says why in full; the others point there.
+            if name in self._told and not found.outcome.skipped:
+                raise Unavailable(Outcome.fail(ALREADY_TOLD.get(name, f"no {name} (see the check before)")))
+            self._told.add(name)
+            raise found
+        return found
+
+    @property
+    def run_suite(self) -> SuiteRunner:
+        return self.resource("suite")
+
+    @property
+    def lint_findings(self) -> list[LintFinding]:
+        return self.resource("lint")
+
+    @property
+    def build(self) -> Build:
+        return self.resource("image")
+
+    @property
+    def service(self) -> Service:
+        return self.resource("service")
+
+    def probe(
+        self,
+        name: str,
+        arguments: dict | None = None,
+        *,
+        files: tuple[str, ...] = (),
+        inputs: dict[str, bytes | Path] | None = None,
+        timeout: float = 120,
+    ) -> tuple[object | None, str]:
+        """Run the probe ``name`` ("module:function" of autograder.probes) with ``arguments``
+        once the workspace ``files`` it reads exist; return (observations, "") or (None, a
+        failure message for the learner)."""
+        for relative in files:
             if not self.file(relative).is_file():
                 return None, f"{relative} does not exist in {self.workspace}: run the cell that writes it"
-        result = self.run_python(body, timeout=timeout)
+        result = self.resource("probe")(name, arguments or {}, inputs=inputs, timeout=timeout)
         if not result.ok:
             return None, result.describe_failure()
         return result.value, ""
+
+
+def _skip(message: str) -> Outcome:
+    return Outcome.skip(message)

@@ -102,3 +102,52 @@ def dockerignore_excludes(patterns: list[str], path: str) -> bool:
         ):
             excluded = not negate
     return excluded
+
+
+def _normalised(image: str) -> str:
+    """python:3.11-slim for docker.io/library/python:3.11-slim and friends; the digest dropped."""
+    name = image.split("@", 1)[0].lower()
+    for prefix in ("docker.io/library/", "index.docker.io/library/", "library/", "docker.io/"):
+        name = name.removeprefix(prefix)
+    return name
+
+
+def foreign_images(instructions: list[Instruction], allowed: set[str]) -> list[str]:
+    """What a Dockerfile takes from images other than ``allowed`` and its own earlier stages:
+    a FROM, a COPY --from or a RUN --mount=from=. Variables in FROM are resolved with the ARG
+    defaults declared before the first FROM, as the builder does without --build-arg."""
+    allowed_names = {_normalised(image) for image in allowed}
+    arguments: dict[str, str] = {}
+    stage_names: set[str] = set()
+    stages_seen = 0
+    problems = []
+    for instruction in instructions:
+        if instruction.keyword == "ARG" and stages_seen == 0:
+            arguments.update(assignments(instruction))
+        elif instruction.keyword == "FROM":
+            image, name = from_image(instruction)
+            resolved = re.sub(
+                r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?", lambda match: arguments.get(match.group(1), match.group(0)), image
+            )
+            if "$" in resolved:
+                problems.append(f"line {instruction.line}: FROM {image} names its image through an unset variable")
+            elif resolved.lower() not in stage_names and _normalised(resolved) not in allowed_names:
+                problems.append(f"line {instruction.line}: FROM {image}")
+            stages_seen += 1
+            if name:
+                stage_names.add(name.lower())
+        elif instruction.keyword in ("COPY", "ADD", "RUN"):
+            for word in instruction.arguments.split():
+                if not word.startswith("--"):
+                    break
+                reference = ""
+                if word.startswith("--from="):
+                    reference = word.removeprefix("--from=")
+                elif word.startswith("--mount=") and "from=" in word:
+                    reference = word.split("from=", 1)[1].split(",", 1)[0]
+                if not reference:
+                    continue
+                earlier_stage = reference.isdigit() and int(reference) < stages_seen
+                if not earlier_stage and reference.lower() not in stage_names:
+                    problems.append(f"line {instruction.line}: {instruction.keyword} {word}")
+    return problems

@@ -4,23 +4,31 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from autograder.checks.context import Context
-from autograder.checks.result import Check, CheckResult, Outcome, Verdict
+from autograder import interrupts
+from autograder.checks.context import Context, Unavailable, WorkspaceFileProblem
+from autograder.checks.result import RESOURCES, Check, CheckResult, Outcome, Verdict, printable
 
 
 class StepChecks:
-    """The ordered checks of one step. Modules create one and decorate their check functions."""
+    """The checks of one step. Modules create one and decorate their check functions; they run
+    in registration order, except that checks marked ``last`` run after all the others."""
 
     def __init__(self, step_id: str):
         self.step_id = step_id
         self.checks: list[Check] = []
 
-    def check(self, name: str, title: str, *, points: float, hint: str) -> Callable:
+    def check(
+        self, name: str, title: str, *, points: float, hint: str, needs: tuple[str, ...] = (), last: bool = False
+    ) -> Callable:
+        unknown = set(needs) - set(RESOURCES)
+        if unknown:
+            raise ValueError(f"check {name} needs unknown resources {sorted(unknown)}; known: {RESOURCES}")
+
         def register(function: Callable[[Context], Outcome]) -> Callable[[Context], Outcome]:
             check_id = f"{self.step_id}.{name}"
             if any(c.id == check_id for c in self.checks):
                 raise ValueError(f"duplicate check id {check_id}")
-            self.checks.append(Check(check_id, title, points, hint, function))
+            self.checks.append(Check(check_id, title, points, hint, function, tuple(needs), last))
             return function
 
         return register
@@ -29,19 +37,34 @@ class StepChecks:
     def max_points(self) -> float:
         return sum(c.max_points for c in self.checks)
 
-    def run(self, context: Context, only: Iterable[str] | None = None) -> list[CheckResult]:
+    def ordered(self) -> list[Check]:
+        return sorted(self.checks, key=lambda check: check.last)  # stable: registration order otherwise
+
+    def selected(self, only: Iterable[str] | None = None) -> list[Check]:
         wanted = set(only) if only else None
+        return [
+            check
+            for check in self.ordered()
+            if wanted is None or check.id in wanted or check.id.split(".", 1)[1] in wanted
+        ]
+
+    def run(self, context: Context, only: Iterable[str] | None = None) -> list[CheckResult]:
         results = []
-        for check in self.checks:
-            if wanted is not None and check.id not in wanted and check.id.split(".", 1)[1] not in wanted:
-                continue
+        for check in self.selected(only):
+            interrupts.raise_if_interrupted()
             results.append(run_one(check, context))
         return results
 
 
 def run_one(check: Check, context: Context) -> CheckResult:
     try:
+        for need in check.needs:
+            context.resource(need)
         outcome = check.function(context)
+    except Unavailable as missing:
+        outcome = missing.outcome
+    except WorkspaceFileProblem as problem:
+        outcome = Outcome.fail(str(problem))
     except Exception as error:  # a bug in the checker must not hide the other checks' verdicts
         outcome = Outcome.fail(f"the checker itself failed ({type(error).__name__}: {error}); please report it")
     if outcome.skipped:
@@ -56,7 +79,8 @@ def run_one(check: Check, context: Context) -> CheckResult:
         verdict=verdict,
         points=points,
         max_points=check.max_points,
-        message=outcome.message,
+        # Messages quote what learner code printed or answered: never raw control characters.
+        message=printable(outcome.message),
         hint="" if verdict is Verdict.PASSED else check.hint,
-        figures=outcome.figures,
+        figures=tuple((name, printable(value, limit=500)) for name, value in outcome.figures),
     )

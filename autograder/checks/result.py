@@ -3,7 +3,28 @@
 from __future__ import annotations
 
 import enum
+import unicodedata
 from dataclasses import asdict, dataclass
+
+MESSAGE_LIMIT = 4000
+
+
+def printable(text: str, *, limit: int = MESSAGE_LIMIT) -> str:
+    """``text`` safe to print on a terminal or embed anywhere: control characters (escape
+    sequences that move the cursor or erase lines) and invisible Unicode format characters
+    (bidirectional overrides) shown as escapes, newlines and tabs kept, length bounded."""
+    out = []
+    for character in str(text)[: limit * 2]:
+        if character in "\n\t":
+            out.append(character)
+        elif unicodedata.category(character) in ("Cc", "Cf", "Cs", "Co", "Zl", "Zp"):
+            out.append(f"\\u{ord(character):04x}" if ord(character) > 0xFF else f"\\x{ord(character):02x}")
+        else:
+            out.append(character)
+    escaped = "".join(out)
+    if len(escaped) > limit or len(str(text)) > limit * 2:
+        escaped = escaped[: limit - 40] + " [... the rest left out]"
+    return escaped
 
 
 class Verdict(enum.StrEnum):
@@ -41,6 +62,10 @@ class CheckResult:
         return data
 
 
+# What a check may declare it needs; grading makes each once per run, on first use.
+RESOURCES = ("probe", "suite", "lint", "image", "service")
+
+
 @dataclass(frozen=True)
 class Check:
     """A registered check: metadata plus the function that produces its result."""
@@ -50,6 +75,8 @@ class Check:
     max_points: float
     hint: str
     function: object  # Callable[[Context], Outcome]
+    needs: tuple[str, ...] = ()  # resources, from RESOURCES
+    last: bool = False  # runs after the step's other checks (it ends what they share)
 
 
 @dataclass(frozen=True)

@@ -39,3 +39,24 @@ def photo_bytes(name: str = "chelsea.png", *, mode: str = "RGB", image_format: s
 def photo_jpeg_bytes(name: str = "chelsea.png", quality: int = 90) -> bytes:
     """The photo re-encoded as JPEG, the format clients most often send."""
     return photo_bytes(name, quality=quality)
+
+
+def random_crop(name: str, rng, *, minimum: tuple[int, int] = (160, 120)):
+    """A crop of the photo at a place and size drawn from ``rng``: inputs differ from run to run,
+    so an answer cannot be prepared in advance. An RGB PIL image."""
+    from PIL import Image
+
+    with Image.open(photo_path(name)) as image:
+        rgb = image.convert("RGB")
+    width = rng.randint(minimum[0], rgb.width)
+    height = rng.randint(minimum[1], rgb.height)
+    left, top = rng.randint(0, rgb.width - width), rng.randint(0, rgb.height - height)
+    return rgb.crop((left, top, left + width, top + height))
+
+
+def encode(image, image_format: str = "PNG", **options) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    image.save(buffer, format=image_format, **options)
+    return buffer.getvalue()

@@ -62,7 +62,7 @@ def requirements_pinned(ctx: Context) -> Outcome:
     if not path.is_file():
         return Outcome.fail("requirements.txt does not exist in the workspace")
     pins: dict[str, str] = {}
-    for number, raw in enumerate(path.read_text().splitlines(), start=1):
+    for number, raw in enumerate(ctx.read_text("requirements.txt").splitlines(), start=1):
         line = raw.split("#", 1)[0].strip()
         if not line:
             continue
@@ -89,12 +89,12 @@ def requirements_pinned(ctx: Context) -> Outcome:
     return Outcome.ok(f"{len(pins)} packages pinned to the course's versions")
 
 
-def _package_version(ctx: Context) -> str | None:
+def package_version(ctx: Context) -> str | None:
     init = ctx.file("service/__init__.py")
     if not init.is_file():
         return None
     try:
-        tree = ast.parse(init.read_text())
+        tree = ast.parse(ctx.read_text("service/__init__.py"))
     except SyntaxError:
         return None
     for node in tree.body:
@@ -117,13 +117,13 @@ def project_metadata(ctx: Context) -> Outcome:
     if not path.is_file():
         return Outcome.fail("pyproject.toml does not exist in the workspace")
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(ctx.read_text("pyproject.toml"))
     except tomllib.TOMLDecodeError as error:
         return Outcome.fail(f"pyproject.toml is not valid TOML: {error}")
     project = data.get("project", {})
     if project.get("name") != "resnet-service":
         return Outcome.fail(f"[project] name is {project.get('name')!r}, expected 'resnet-service'")
-    version = _package_version(ctx)
+    version = package_version(ctx)
     if version is None:
         return Outcome.fail('service/__init__.py does not set __version__ = "..." (notebook 00 writes it)')
     if project.get("version") != version:
@@ -180,7 +180,7 @@ def gitignore_hygiene(ctx: Context) -> Outcome:
     path = ctx.file(".gitignore")
     if not path.is_file():
         return Outcome.fail(".gitignore does not exist in the workspace")
-    patterns = path.read_text().splitlines()
+    patterns = ctx.read_text(".gitignore").splitlines()
     leaked = [p for p in MUST_IGNORE if not gitignore_matches(patterns, p)]
     if leaked:
         return Outcome.fail("not ignored, but should be: " + ", ".join(leaked))

@@ -1,37 +1,87 @@
 """Step 02, configuration: grades ``service/config.py``.
 
-The probes hand the learner's code explicit environments (never the grader's own), so the
-verdicts do not depend on the machine that grades.
+The probes (``autograder/probes/step02_configuration.py``) hand the learner's code explicit
+environments, never the grader's own. Names, bounds, defaults and values are drawn for each run
+from the ranges notebook 02 documents, and the expected answers are worked out here: an answer
+prepared in advance cannot match them.
 """
 
 from __future__ import annotations
 
+import random
+import string
+
 from autograder.checks.context import Context
 from autograder.checks.registry import StepChecks
 from autograder.checks.result import Outcome
-from autograder.checks.snippets import STUBBED_FUNCTIONS
+from autograder.checks.stubs import stubbed_functions
 
 STEP = StepChecks("02")
 CONFIG_FILE = "service/config.py"
+TRUE_WORDS, FALSE_WORDS = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
-# variable: (Settings field, a valid non-default value, the value it must become, an invalid value)
-VARIABLES = {
-    "PORT": ("port", "8080", 8080, "http"),
-    "TOP_K_DEFAULT": ("top_k_default", "3", 3, "0"),
-    "TOP_K_MAX": ("top_k_max", "50", 50, "5000"),
-    "MAX_UPLOAD_BYTES": ("max_upload_bytes", "2048", 2048, "12MB"),
-    "MODEL_ALLOW_RANDOM_WEIGHTS": ("allow_random_weights", "YES", True, "maybe"),
-    "MODEL_RANDOM_SEED": ("random_seed", "42", 42, "-1"),
-    "LOG_LEVEL": ("log_level", "debug", "DEBUG", "verbose"),
-    "WEB_CONCURRENCY": ("workers", "4", 4, "many"),
-    "WORKER_THREADS": ("threads", "8", 8, "0"),
-    "TORCH_NUM_THREADS": ("torch_threads", "2", 2, "x"),
+# variable: (Settings field, allowed range or kind) as notebook 02's table documents them.
+INTEGERS = {
+    "PORT": ("port", 1, 65535),
+    "TOP_K_DEFAULT": ("top_k_default", 1, 1000),
+    "TOP_K_MAX": ("top_k_max", 1, 1000),
+    "MAX_UPLOAD_BYTES": ("max_upload_bytes", 1024, 100 * 1024 * 1024),
+    "MODEL_RANDOM_SEED": ("random_seed", 0, 2**32 - 1),
+    "WEB_CONCURRENCY": ("workers", 1, 32),
+    "WORKER_THREADS": ("threads", 1, 64),
+    "TORCH_NUM_THREADS": ("torch_threads", 1, 64),
 }
+VARIABLES = (*INTEGERS, "MODEL_ALLOW_RANDOM_WEIGHTS", "LOG_LEVEL")
 DEFAULTS = {
     "port": 5000, "top_k_default": 5, "top_k_max": 20, "max_upload_bytes": 10 * 1024 * 1024,
     "weights_path": None, "allow_random_weights": False, "random_seed": 0, "log_level": "INFO",
     "workers": 1, "threads": 2, "torch_threads": 1,
 }  # fmt: skip
+
+
+def _word(rng: random.Random, length: int = 6) -> str:
+    return "".join(rng.choice(string.ascii_lowercase) for _ in range(length))
+
+
+def _cased(rng: random.Random, word: str) -> str:
+    return "".join(c.upper() if rng.random() < 0.5 else c for c in word)
+
+
+def valid_environment(rng: random.Random) -> tuple[dict[str, str], dict[str, object]]:
+    """Every variable set to a valid value other than its default; and the Settings fields they must give."""
+    environ: dict[str, str] = {}
+    expected: dict[str, object] = {}
+    for name, (field, low, high) in INTEGERS.items():
+        value = rng.randint(low, min(high, low + 5000))
+        while value == DEFAULTS[field]:
+            value = rng.randint(low, min(high, low + 5000))
+        environ[name], expected[field] = f" {value} " if rng.random() < 0.3 else str(value), value
+    top_max = rng.randint(2, 1000)
+    environ["TOP_K_MAX"], expected["top_k_max"] = str(top_max), top_max
+    top_default = rng.choice([v for v in range(1, min(top_max, 50) + 1) if v != DEFAULTS["top_k_default"]] or [1])
+    environ["TOP_K_DEFAULT"], expected["top_k_default"] = str(top_default), top_default
+    environ["MODEL_ALLOW_RANDOM_WEIGHTS"], expected["allow_random_weights"] = _cased(rng, rng.choice(TRUE_WORDS)), True
+    level = rng.choice([lv for lv in LOG_LEVELS if lv != "INFO"])
+    environ["LOG_LEVEL"], expected["log_level"] = _cased(rng, level.lower()), level
+    return environ, expected
+
+
+def invalid_values(rng: random.Random) -> dict[str, str]:
+    """One invalid value for every variable: words, out of range, or almost right (10MB)."""
+    values = {}
+    for name, (_, low, high) in INTEGERS.items():
+        values[name] = rng.choice(
+            [
+                _word(rng),
+                str(rng.randint(high + 1, high + 10**6)),
+                f"{rng.randint(1, 99)}{rng.choice(['MB', 'k', '.5'])}",
+            ]
+            + ([str(low - 1)] if low > 0 else [str(-rng.randint(1, 99))])
+        )
+    values["MODEL_ALLOW_RANDOM_WEIGHTS"] = rng.choice(["maybe", "2", "enabled", _word(rng)])
+    values["LOG_LEVEL"] = rng.choice(["verbose", "trace", "loud", _word(rng)])
+    return values
 
 
 @STEP.check(
@@ -40,50 +90,55 @@ DEFAULTS = {
     points=2,
     hint="Unset or empty means the default. A bad value appends \"NAME='value': must be ...\" to "
     "problems (saying what is allowed) and returns the default; it never raises.",
+    needs=("probe",),
 )
 def parsers(ctx: Context) -> Outcome:
-    value, failure = ctx.probe(
-        """
-from service.config import parse_bool, parse_choice, parse_int
-
-def probe():
-    facts = {}
-    def run(function, raw, *args, **kwargs):
-        problems = []
-        environ = {} if raw is None else {"X_VAR": raw}
-        result = function(environ, "X_VAR", *args, problems=problems, **kwargs)
-        return [result, problems]
-    bounds = dict(minimum=1, maximum=65535)
-    facts["int"] = {raw or repr(raw): run(parse_int, raw, 7, **bounds) for raw in (None, "", " 80 ", "abc", "0", "65536")}
-    facts["bool"] = {raw or repr(raw): run(parse_bool, raw, False) for raw in (None, "TRUE", "yes", "0", "Off", "maybe")}
-    facts["choice"] = {raw or repr(raw): run(parse_choice, raw, "INFO", choices=("DEBUG", "INFO")) for raw in (None, "debug", "loud")}
-    return facts
-""",
-        needs=(CONFIG_FILE,),
-    )
+    rng = ctx.rng
+    name = "X_" + _word(rng).upper()
+    low = rng.randint(1, 100)
+    high = rng.randint(low + 100, low + 70000)
+    default = rng.randint(low, high)
+    good = rng.randint(low, high)
+    choices = rng.sample(["ALPHA", "BRAVO", "DELTA", "ECHO", "KILO", "LIMA", "TANGO"], 3)
+    choice_default, choice_good = rng.choice(choices), rng.choice(choices)
+    bool_default = rng.random() < 0.5
+    nonsense = _word(rng)
+    # (parser, raw, expected result, whether a problem must be added, options)
+    cases = [
+        ("int", None, default, False), ("int", "", default, False), ("int", f" {good} ", good, False),
+        ("int", nonsense, default, True), ("int", str(low - 1), default, True), ("int", str(high + 1), default, True),
+        ("bool", None, bool_default, False), ("bool", _cased(rng, rng.choice(TRUE_WORDS)), True, False),
+        ("bool", _cased(rng, rng.choice(FALSE_WORDS)), False, False), ("bool", nonsense, bool_default, True),
+        ("choice", None, choice_default, False), ("choice", choice_good.lower(), choice_good, False),
+        ("choice", nonsense, choice_default, True),
+    ]  # fmt: skip
+    defaults = {"int": default, "bool": bool_default, "choice": choice_default}
+    options = {"int": {"minimum": low, "maximum": high}, "bool": {}, "choice": {"choices": choices}}
+    allowed_words = {"int": (str(low), str(high)), "bool": ("true", "false"), "choice": tuple(choices)}
+    calls = [
+        {"parser": kind, "name": name, "raw": raw, "default": defaults[kind], "options": options[kind]}
+        for kind, raw, _, _ in cases
+    ]
+    value, failure = ctx.probe("step02_configuration:parser_calls", {"calls": calls}, files=(CONFIG_FILE,))
     if failure:
         return Outcome.fail(f"the parsers failed: {failure}")
-    expected = {
-        "int": {"None": 7, "''": 7, " 80 ": 80, "abc": 7, "0": 7, "65536": 7},
-        "bool": {"None": False, "TRUE": True, "yes": True, "0": False, "Off": False, "maybe": False},
-        "choice": {"None": "INFO", "debug": "DEBUG", "loud": "INFO"},
-    }
-    bad = {"int": ("abc", "0", "65536"), "bool": ("maybe",), "choice": ("loud",)}
-    allowed_words = {"int": ("1", "65535"), "bool": ("true", "false"), "choice": ("DEBUG", "INFO")}
-    for kind, cases in expected.items():
-        for raw, wanted in cases.items():
-            got, problems = value[kind][raw]
-            if got != wanted:
-                return Outcome.fail(f"parse_{kind} gave {got!r} for X_VAR={raw}; expected {wanted!r}")
-            if raw in bad[kind]:
-                if len(problems) != 1:
-                    return Outcome.fail(f"parse_{kind} with X_VAR={raw!r} should add one problem, added {problems}")
-                text = problems[0]
-                missing = [w for w in ("X_VAR", raw, *allowed_words[kind]) if w not in text]
-                if missing:
-                    return Outcome.fail(f"the problem {text!r} should name the variable, the value and what is allowed")
-            elif problems:
-                return Outcome.fail(f"parse_{kind} reported a problem for a valid X_VAR={raw}: {problems}")
+    if not isinstance(value, list) or len(value) != len(cases):
+        return Outcome.fail("the parsers' answers did not come back")
+    for (kind, raw, wanted, bad), (got, problems) in zip(cases, value, strict=True):
+        shown = f"{name}={raw!r}" if raw is not None else f"{name} unset"
+        if got != wanted or type(got) is not type(wanted):
+            return Outcome.fail(f"parse_{kind} gave {got!r} for {shown}; expected {wanted!r}")
+        if bad:
+            if len(problems) != 1:
+                return Outcome.fail(f"parse_{kind} with {shown} should add one problem, added {problems}")
+            missing = [w for w in (name, raw, *allowed_words[kind]) if w not in problems[0]]
+            if missing:
+                return Outcome.fail(
+                    f"the problem {problems[0]!r} should name the variable, the value and what is allowed "
+                    f"(missing {', '.join(missing)})"
+                )
+        elif problems:
+            return Outcome.fail(f"parse_{kind} reported a problem for a valid {shown}: {problems}")
     return Outcome.ok("good values parsed, bad ones described with name, value and what is allowed")
 
 
@@ -92,39 +147,37 @@ def probe():
     "Settings.from_env reads every variable, with the documented defaults",
     points=2,
     hint="Call the parsers once per field, with the variable names and defaults in the comments of "
-    "the Settings class; from_env({}) must equal Settings().",
+    "the Settings class, reading the environ argument (never os.environ when one is given); "
+    "from_env({}) must equal Settings().",
+    needs=("probe",),
 )
 def defaults_and_variables(ctx: Context) -> Outcome:
+    environ, expected = valid_environment(ctx.rng)
     value, failure = ctx.probe(
-        f"""
-import os, tempfile
-from service.config import Settings
-
-def probe():
-    weights = os.path.join(tempfile.mkdtemp(), "w.pt")
-    open(weights, "wb").close()
-    defaults = Settings.from_env({{}}).to_dict()
-    environ = {{name: raw for name, (_, raw, _, _) in {VARIABLES!r}.items()}}
-    environ["MODEL_WEIGHTS_PATH"] = weights
-    configured = Settings.from_env(environ).to_dict()
-    return {{"defaults": defaults, "configured": configured, "weights": weights,
-             "class_defaults": Settings().to_dict()}}
-""",
-        needs=(CONFIG_FILE,),
+        "step02_configuration:settings_from",
+        {"environs": {"defaults": {}, "configured": environ}, "weights": "resnet50.pt"},
+        inputs={"resnet50.pt": b"weights"},
+        files=(CONFIG_FILE,),
     )
     if failure:
         return Outcome.fail(f"Settings.from_env failed: {failure}")
-    if value["defaults"] != value["class_defaults"]:
+    defaults, configured = value["defaults"], value["configured"]
+    for attempt in (defaults, configured):
+        if attempt.get("raised"):
+            return Outcome.fail(f"Settings.from_env raised {attempt['raised']}: {attempt.get('message', '')[:300]}")
+    if defaults["settings"] != value["class_defaults"]:
         return Outcome.fail("from_env({}) differs from Settings(): the defaults must live in one place")
-    wrong = {k: v for k, v in DEFAULTS.items() if value["defaults"].get(k) != v}
+    wrong = {k: v for k, v in DEFAULTS.items() if defaults["settings"].get(k) != v}
     if wrong:
         return Outcome.fail(f"defaults differ from the documented ones: {wrong}")
-    for name, (field, _, wanted, _) in VARIABLES.items():
-        if value["configured"].get(field) != wanted:
-            return Outcome.fail(
-                f"{name} is not read into {field}: got {value['configured'].get(field)!r}, expected {wanted!r}"
-            )
-    if value["configured"].get("weights_path") != value["weights"]:
+    fields = {field: name for name, (field, _, _) in INTEGERS.items()}
+    fields.update(allow_random_weights="MODEL_ALLOW_RANDOM_WEIGHTS", log_level="LOG_LEVEL")
+    for field, wanted in expected.items():
+        got = configured["settings"].get(field)
+        if got != wanted:
+            name = fields[field]
+            return Outcome.fail(f"{name}={environ[name]!r} is not read into {field}: got {got!r}, expected {wanted!r}")
+    if configured["settings"].get("weights_path") != value.get("weights_path_given"):
         return Outcome.fail("MODEL_WEIGHTS_PATH is not read into weights_path")
     return Outcome.ok(f"{len(VARIABLES) + 1} variables read; defaults as documented")
 
@@ -135,47 +188,29 @@ def probe():
     points=2,
     hint="Collect problems in a list while parsing and raise ConfigError(problems) once at the end; "
     "each problem names the variable and the value it had.",
+    needs=("probe",),
 )
 def invalid_values_named(ctx: Context) -> Outcome:
-    value, failure = ctx.probe(
-        f"""
-from service.config import ConfigError, Settings
-
-def attempt(environ):
-    try:
-        Settings.from_env(environ)
-    except ConfigError as error:
-        return {{"raised": "ConfigError", "problems": [str(p) for p in error.problems], "message": str(error)}}
-    except Exception as error:
-        return {{"raised": type(error).__name__, "problems": [], "message": str(error)}}
-    return {{"raised": None, "problems": [], "message": ""}}
-
-def probe():
-    variables = {VARIABLES!r}
-    each = {{name: attempt({{name: invalid}}) for name, (_, _, _, invalid) in variables.items()}}
-    together = attempt({{name: invalid for name, (_, _, _, invalid) in variables.items()}})
-    return {{"each": each, "together": together}}
-""",
-        needs=(CONFIG_FILE,),
-    )
+    invalid = invalid_values(ctx.rng)
+    environs = {name: {name: raw} for name, raw in invalid.items()}
+    environs["together"] = dict(invalid)
+    value, failure = ctx.probe("step02_configuration:settings_from", {"environs": environs}, files=(CONFIG_FILE,))
     if failure:
         return Outcome.fail(f"Settings.from_env failed: {failure}")
-    for name, (_, _, _, invalid) in VARIABLES.items():
-        outcome = value["each"][name]
+    for name, raw in invalid.items():
+        outcome = value[name]
         if outcome["raised"] != "ConfigError":
+            return Outcome.fail(f"{name}={raw!r} should raise ConfigError; it gave {outcome['raised'] or 'no error'}")
+        if name not in outcome["message"] or raw not in outcome["message"]:
             return Outcome.fail(
-                f"{name}={invalid!r} should raise ConfigError; it gave {outcome['raised'] or 'no error'}"
-            )
-        if name not in outcome["message"] or invalid not in outcome["message"]:
-            return Outcome.fail(
-                f"the error for {name}={invalid!r} does not name the variable and its value: {outcome['message']!r}"
+                f"the error for {name}={raw!r} does not name the variable and its value: {outcome['message']!r}"
             )
     together = value["together"]
-    named = [name for name in VARIABLES if any(name in p for p in together["problems"])]
-    if len(named) < len(VARIABLES):
-        missing = sorted(set(VARIABLES) - set(named))
+    named = [name for name in invalid if any(name in p for p in together.get("problems", []))]
+    if len(named) < len(invalid):
+        missing = sorted(set(invalid) - set(named))
         return Outcome.fail(f"with every variable wrong, only {len(named)} problems were reported; missing {missing}")
-    return Outcome.ok(f"each of {len(VARIABLES)} invalid values named; all reported in one error")
+    return Outcome.ok(f"each of {len(invalid)} invalid values named; all reported in one error")
 
 
 @STEP.check(
@@ -184,32 +219,28 @@ def probe():
     points=1,
     hint="After parsing, compare top_k_default with top_k_max, and check Path(weights_path).is_file(); "
     "add a problem for each, naming the variables and the path.",
+    needs=("probe",),
 )
 def cross_field_rules(ctx: Context) -> Outcome:
-    value, failure = ctx.probe(
-        """
-from service.config import ConfigError, Settings
-
-def message(environ):
-    try:
-        Settings.from_env(environ)
-    except ConfigError as error:
-        return str(error)
-    return None
-
-def probe():
-    return {"top_k": message({"TOP_K_DEFAULT": "30", "TOP_K_MAX": "20"}),
-            "weights": message({"MODEL_WEIGHTS_PATH": "/no/such/dir/resnet50.pt"})}
-""",
-        needs=(CONFIG_FILE,),
-    )
+    top_max = ctx.rng.randint(2, 500)
+    top_default = ctx.rng.randint(top_max + 1, 1000)
+    missing_path = f"/no/such/{_word(ctx.rng)}/resnet50.pt"
+    environs = {
+        "top_k": {"TOP_K_DEFAULT": str(top_default), "TOP_K_MAX": str(top_max)},
+        "weights": {"MODEL_WEIGHTS_PATH": missing_path},
+    }
+    value, failure = ctx.probe("step02_configuration:settings_from", {"environs": environs}, files=(CONFIG_FILE,))
     if failure:
         return Outcome.fail(f"Settings.from_env failed: {failure}")
-    if value["top_k"] is None or "TOP_K_DEFAULT" not in value["top_k"] or "TOP_K_MAX" not in value["top_k"]:
-        return Outcome.fail(f"TOP_K_DEFAULT=30 with TOP_K_MAX=20 should fail naming both; got {value['top_k']!r}")
-    if value["weights"] is None or "/no/such/dir/resnet50.pt" not in value["weights"]:
+    top_k = value["top_k"].get("message", "") if value["top_k"]["raised"] == "ConfigError" else ""
+    if "TOP_K_DEFAULT" not in top_k or "TOP_K_MAX" not in top_k:
         return Outcome.fail(
-            f"a MODEL_WEIGHTS_PATH that does not exist should fail naming the path; got {value['weights']!r}"
+            f"TOP_K_DEFAULT={top_default} with TOP_K_MAX={top_max} should fail naming both; got {top_k or 'no error'!r}"
+        )
+    weights = value["weights"].get("message", "") if value["weights"]["raised"] == "ConfigError" else ""
+    if missing_path not in weights:
+        return Outcome.fail(
+            f"a MODEL_WEIGHTS_PATH that does not exist should fail naming the path; got {weights or 'no error'!r}"
         )
     return Outcome.ok("both rules enforced, with the names and the path in the message")
 
@@ -218,39 +249,36 @@ def probe():
     "startup-command",
     "python -m service.config prints the settings, or every problem with exit status 2",
     points=2,
-    hint="main() catches ConfigError, prints it to stderr and returns 2; otherwise prints one "
-    "'name = value' line per setting and returns 0. The module ends with sys.exit(main()) under "
-    'if __name__ == "__main__".',
+    hint="main() catches ConfigError, prints it to stderr and returns 2; otherwise prints the "
+    "effective settings, one 'name = value' line each, and returns 0. The module ends with "
+    'sys.exit(main()) under if __name__ == "__main__".',
+    needs=("probe",),
 )
 def startup_command(ctx: Context) -> Outcome:
+    port = ctx.rng.randint(1024, 65535)
+    while port == DEFAULTS["port"]:
+        port = ctx.rng.randint(1024, 65535)
+    invalid = invalid_values(ctx.rng)
+    bad = {"PORT": invalid["PORT"], "LOG_LEVEL": invalid["LOG_LEVEL"]}
     value, failure = ctx.probe(
-        f"""
-import os, subprocess, sys
-
-def run(extra):
-    env = {{"PATH": os.environ.get("PATH", ""), "PYTHONPATH": {str(ctx.workspace)!r}, "PYTHONDONTWRITEBYTECODE": "1", **extra}}
-    done = subprocess.run([sys.executable, "-m", "service.config"], env=env, capture_output=True, text=True,
-                          timeout=30, cwd={str(ctx.workspace)!r})
-    return {{"status": done.returncode, "stdout": done.stdout, "stderr": done.stderr}}
-
-def probe():
-    return {{"good": run({{"PORT": "8080"}}), "bad": run({{"PORT": "http", "LOG_LEVEL": "verbose"}})}}
-""",
-        needs=(CONFIG_FILE,),
+        "step02_configuration:startup_command",
+        {"environs": {"good": {"PORT": str(port)}, "bad": bad}},
+        files=(CONFIG_FILE,),
     )
     if failure:
         return Outcome.fail(f"running python -m service.config failed: {failure}")
-    good, bad = value["good"], value["bad"]
-    if good["status"] != 0 or "8080" not in good["stdout"]:
+    good, broken = value["good"], value["bad"]
+    if good["status"] != 0 or str(port) not in good["stdout"]:
         return Outcome.fail(
-            f"with PORT=8080 it should exit 0 and print the port; exit {good['status']}: {(good['stdout'] + good['stderr'])[-300:]!r}"
+            f"with PORT={port} it should exit 0 and print the port; exit {good['status']}: "
+            f"{(good['stdout'] + good['stderr'])[-300:]}"
         )
-    if bad["status"] != 2:
-        return Outcome.fail(f"with invalid values it should exit with status 2, not {bad['status']}")
-    if "Traceback" in bad["stderr"]:
+    if broken["status"] != 2:
+        return Outcome.fail(f"with invalid values it should exit with status 2, not {broken['status']}")
+    if "Traceback" in broken["stderr"]:
         return Outcome.fail("invalid values produced a traceback: print the problems instead")
-    if "PORT" not in bad["stderr"] or "LOG_LEVEL" not in bad["stderr"]:
-        return Outcome.fail(f"stderr should name every invalid variable: {bad['stderr'][-300:]!r}")
+    if "PORT" not in broken["stderr"] or "LOG_LEVEL" not in broken["stderr"]:
+        return Outcome.fail(f"stderr should name every invalid variable: {broken['stderr'][-300:]}")
     return Outcome.ok("settings printed; invalid values listed on stderr with exit status 2")
 
 
@@ -260,30 +288,20 @@ def probe():
     points=1,
     hint="Replace every `raise NotImplementedError()`; keep @dataclass(frozen=True) on Settings so "
     "no code can change the configuration while the service runs.",
+    needs=("probe",),
 )
 def complete_and_immutable(ctx: Context) -> Outcome:
-    value, failure = ctx.probe(
-        STUBBED_FUNCTIONS
-        + """
-import dataclasses
-import service.config as config
-
-def probe():
-    stubbed = stubbed_functions(config)
-    settings = config.Settings()
+    if not ctx.file(CONFIG_FILE).is_file():
+        return Outcome.fail(f"{CONFIG_FILE} does not exist in {ctx.workspace}: run the cell that writes it")
     try:
-        settings.port = 1
-        frozen = False
-    except dataclasses.FrozenInstanceError:
-        frozen = True
-    return {"stubbed": stubbed, "frozen": frozen}
-""",
-        needs=(CONFIG_FILE,),
-    )
+        stubbed = stubbed_functions(ctx.read_text(CONFIG_FILE))
+    except SyntaxError as error:
+        return Outcome.fail(f"{CONFIG_FILE} is not valid Python (line {error.lineno}: {error.msg})")
+    if stubbed:
+        return Outcome.fail("still an exercise stub (raise NotImplementedError) in: " + ", ".join(stubbed))
+    value, failure = ctx.probe("step02_configuration:frozen_settings", files=(CONFIG_FILE,))
     if failure:
         return Outcome.fail(f"importing service.config failed: {failure}")
-    if value["stubbed"]:
-        return Outcome.fail("still an exercise stub (raise NotImplementedError) in: " + ", ".join(value["stubbed"]))
     if not value["frozen"]:
         return Outcome.fail("Settings can be changed after it is made: keep it a frozen dataclass")
     return Outcome.ok("complete; Settings is frozen")

@@ -1,97 +1,47 @@
 """Step 03, the Flask API: grades ``service/app.py`` and its helpers through Flask's test client.
 
-Each probe builds the learner's application in a separate process with explicit settings and,
-except where the real model is the point, a stand-in classifier made of the learner's own
-``Prediction`` and ``WeightsInfo``: the verdicts then concern the HTTP layer only, and a probe
-takes seconds. The probes collect facts; the judging happens here, in the grader's process.
+Each probe (``autograder/probes/step03_api.py``) builds the learner's application in the sandbox
+with explicit settings and, except where the real model is the point, a stand-in classifier made
+of the learner's own ``Prediction`` and ``WeightsInfo``: the verdicts then concern the HTTP layer
+only, and a probe takes seconds. Paths, limits, ids, messages and images are drawn for each run;
+the probes collect the answers and the judging happens here, in the grader's process.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import string
 
 import jsonschema
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from autograder.checks import reference_model
 from autograder.checks.context import Context
 from autograder.checks.registry import StepChecks
 from autograder.checks.result import Outcome
-from autograder.checks.snippets import STUBBED_FUNCTIONS
+from autograder.checks.samples import encode, random_crop
+from autograder.checks.step00_orientation import package_version
+from autograder.checks.stubs import stubs_left
 
 STEP = StepChecks("03")
+PROBABILITY_TOLERANCE = 1e-4
 FILES = ("service/app.py", "service/problems.py", "service/metrics.py", "service/logs.py", "service/openapi.py")
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_MEMBERS = ("type", "title", "status", "detail")
 
-# Prepended to every probe: builds apps and answers into plain, JSON-able facts.
-HARNESS = (
-    STUBBED_FUNCTIONS
-    + r'''
-import io, json, sys, threading, time
-from PIL import Image
 
-def image_bytes(mode="RGB", size=(64, 48), fmt="PNG"):
-    buffer = io.BytesIO()
-    Image.new(mode, size, color=None if mode == "1" else 128).save(buffer, fmt)
-    return buffer.getvalue()
-
-class StandInClassifier:
-    """Duck-types the learner's Classifier: sorted, normalised predictions, no model."""
-    def __init__(self, fail_with=None):
-        from service.model import Prediction
-        from service.weights import WeightsInfo
-        self.Prediction = Prediction
-        self.weights = WeightsInfo("random", "seed=0", is_random=True)
-        self.calls = 0
-        self.fail_with = fail_with
-    def predict(self, image, top_k=5):
-        self.calls += 1
-        if self.fail_with:
-            raise self.fail_with
-        image.convert("RGB").load()
-        return [self.Prediction(class_id=i, label=f"class {i}", probability=0.5 ** (i + 1)) for i in range(top_k)]
-    def warm_up(self):
-        pass
-
-def settings(env=None):
-    from service.config import Settings
-    return Settings.from_env(env or {})
-
-def make_app(env=None, **kwargs):
-    from service.app import create_app
-    if "classifier" not in kwargs and "loader" not in kwargs:
-        kwargs["classifier"] = StandInClassifier()
-    return create_app(settings(env), **kwargs)
-
-def answer(response):
-    body = response.get_data()
-    try:
-        parsed = json.loads(body)
-    except ValueError:
-        parsed = None
-    return {
-        "status": response.status_code,
-        "mimetype": response.mimetype,
-        "headers": {k.lower(): v for k, v in response.headers.items()},
-        "json": parsed,
-        "text": body.decode("utf-8", "replace")[:4000],
-    }
-
-def wait_until(client, path, status, seconds=30):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if client.get(path).status_code == status:
-            return True
-        time.sleep(0.05)
-    return False
-'''
-)
-
-
-def _probe(ctx: Context, body: str, what: str, *, timeout: float = 120) -> tuple[dict | None, Outcome | None]:
-    value, failure = ctx.probe(HARNESS + body, needs=FILES, timeout=timeout)
+def _probe(
+    ctx: Context,
+    probe: str,
+    arguments: dict,
+    what: str,
+    *,
+    inputs: dict | None = None,
+    timeout: float = 120,
+) -> tuple[dict | None, Outcome | None]:
+    value, failure = ctx.probe(f"step03_api:{probe}", arguments, files=FILES, inputs=inputs, timeout=timeout)
     if failure:
         if "NotImplementedError (service/" in failure and not any(f"({name}," in failure for name in FILES):
             failure += (
@@ -100,6 +50,10 @@ def _probe(ctx: Context, body: str, what: str, *, timeout: float = 120) -> tuple
             )
         return None, Outcome.fail(f"{what} failed: {failure}")
     return value, None
+
+
+def _word(ctx: Context, length: int = 8) -> str:
+    return "".join(ctx.rng.choice(string.ascii_lowercase) for _ in range(length))
 
 
 def problem_failure(name: str, answer: dict, status: int) -> str:
@@ -124,24 +78,16 @@ def problem_failure(name: str, answer: dict, status: int) -> str:
     "app.py, problems.py, metrics.py, logs.py and openapi.py exist and import, with no stub left",
     points=1,
     hint="Run every %%writefile cell of notebook 03, and replace each `raise NotImplementedError()`.",
+    needs=("probe",),
 )
 def files_complete(ctx: Context) -> Outcome:
-    value, failed = _probe(
-        ctx,
-        """
-import importlib
-
-def probe():
-    stubs = {}
-    for name in ("service.app", "service.problems", "service.metrics", "service.logs", "service.openapi"):
-        stubs[name] = stubbed_functions(importlib.import_module(name))
-    return {"stubs": stubs}
-""",
-        "importing the service",
-    )
+    value, failed = _probe(ctx, "import_modules", {}, "importing the service")
     if failed:
         return failed
-    stubbed = [f"{module}.{name}" for module, names in value["stubs"].items() for name in names]
+    if value["errors"]:
+        name, error = next(iter(value["errors"].items()))
+        return Outcome.fail(f"importing the service failed: {name}: {error}")
+    stubbed = stubs_left(ctx, FILES)
     if stubbed:
         return Outcome.fail("still to write: " + ", ".join(stubbed))
     return Outcome.ok("all five modules import, nothing left to write")
@@ -154,48 +100,14 @@ def probe():
     hint="create_app(settings, loader=...) starts loader(settings) and a warm-up in a background "
     "thread; /ready raises a 503 problem until both are done, and after a failed load; /health "
     "answers 200 meanwhile. create_app() without settings reads them from the environment.",
+    needs=("probe",),
 )
 def factory_and_readiness(ctx: Context) -> Outcome:
+    failure_file = f"/nowhere/{_word(ctx)}.pt"
     value, failed = _probe(
         ctx,
-        """
-def probe():
-    facts = {}
-    release, warmed = threading.Event(), []
-    class Slow(StandInClassifier):
-        def warm_up(self):
-            warmed.append(True)
-    def slow_loader(settings):
-        facts["loader_got_settings"] = type(settings).__name__
-        release.wait(20)
-        return Slow()
-    app = make_app(loader=slow_loader)
-    client = app.test_client()
-    facts["health_while_loading"] = answer(client.get("/health"))
-    facts["ready_while_loading"] = answer(client.get("/ready"))
-    facts["predict_while_loading"] = answer(client.post("/predict", data=image_bytes(), content_type="image/png"))
-    release.set()
-    facts["became_ready"] = wait_until(client, "/ready", 200)
-    facts["warmed_before_ready"] = bool(warmed)
-    facts["ready_after"] = answer(client.get("/ready"))
-
-    def broken_loader(settings):
-        raise FileNotFoundError("weights file /nowhere/resnet50.pt does not exist")
-    broken = make_app(loader=broken_loader).test_client()
-    time.sleep(0.5)
-    facts["ready_after_failure"] = answer(broken.get("/ready"))
-
-    import os
-    from service.app import create_app
-    from service.config import ConfigError
-    os.environ["PORT"] = "eighty"
-    try:
-        create_app(classifier=StandInClassifier())
-        facts["bad_environment"] = "started"
-    except ConfigError as error:
-        facts["bad_environment"] = str(error)
-    return facts
-""",
+        "factory_and_readiness",
+        {"failure_path": failure_file, "bad_port": _word(ctx, 5)},
         "building the app",
     )
     if failed:
@@ -217,10 +129,12 @@ def probe():
     failure = problem_failure("/ready after a failed load", value["ready_after_failure"], 503)
     if failure:
         return Outcome.fail(failure)
-    if "resnet50.pt" not in json.dumps(value["ready_after_failure"]["json"]):
+    if failure_file not in json.dumps(value["ready_after_failure"]["json"]):
         return Outcome.fail("after a failed load, /ready's detail should say why (the loader's error)")
     if "PORT" not in value["bad_environment"]:
-        return Outcome.fail("create_app() with PORT=eighty in the environment started; it must raise the ConfigError")
+        return Outcome.fail(
+            "create_app() with an invalid PORT in the environment started; it must raise the ConfigError"
+        )
     return Outcome.ok("/health at once; /ready 503 while loading, 200 after load and warm-up, 503 after a failure")
 
 
@@ -230,22 +144,10 @@ def probe():
     points=1,
     hint="GET / answers service, version, model, ready and the weights source; GET /health answers "
     '{"status": "ok"} without calling the classifier.',
+    needs=("probe",),
 )
 def root_and_health(ctx: Context) -> Outcome:
-    value, failed = _probe(
-        ctx,
-        """
-def probe():
-    classifier = StandInClassifier()
-    client = make_app(classifier=classifier).test_client()
-    facts = {"root": answer(client.get("/")), "health": [answer(client.get("/health")) for _ in range(3)]}
-    facts["predict_calls"] = classifier.calls
-    from service import __version__
-    facts["version"] = __version__
-    return facts
-""",
-        "GET / and /health",
-    )
+    value, failed = _probe(ctx, "root_and_health", {"health_calls": ctx.rng.randint(2, 5)}, "GET / and /health")
     if failed:
         return failed
     root = value["root"]
@@ -254,7 +156,7 @@ def probe():
     missing = [k for k in ("service", "version", "model", "ready", "weights_source") if k not in root["json"]]
     if missing:
         return Outcome.fail("GET / lacks " + ", ".join(missing))
-    if root["json"]["version"] != value["version"] or root["json"]["model"] != "resnet50":
+    if root["json"]["version"] != package_version(ctx) or root["json"]["model"] != "resnet50":
         return Outcome.fail("GET / should report service.__version__ and the model name resnet50")
     health = value["health"][0]
     if health["status"] != 200 or health["json"] != {"status": "ok"}:
@@ -271,69 +173,96 @@ def probe():
     hint="Accept the multipart field 'file' or a raw image/* body; answer predictions [{class_id, label, "
     "probability}] sorted by probability, model, weights_source, random_weights, top_k and inference_ms; "
     "top_k defaults to TOP_K_DEFAULT and is refused above TOP_K_MAX.",
+    needs=("probe",),
 )
 def predict_contract(ctx: Context) -> Outcome:
+    rng = ctx.rng
+    top_k_default = rng.choice([2, 3, 4, 6, 7])
+    top_k_max = rng.randint(8, 15)
+    seed = rng.randrange(1, 2**31)
+    photos = {
+        "multipart JPEG": (random_crop("chelsea.png", rng), "JPEG", {"quality": 90}),
+        "raw RGBA PNG": (random_crop("coffee.png", rng).convert("RGBA"), "PNG", {}),
+        "raw grayscale PNG": (random_crop("astronaut.png", rng).convert("L"), "PNG", {}),
+    }
+    wanted_k = {"multipart JPEG": rng.randint(1, top_k_max), "raw RGBA PNG": None, "raw grayscale PNG": top_k_max}
+    files, uploads, images = {}, {}, {}
+    for index, (name, (image, image_format, options)) in enumerate(photos.items()):
+        file_name = f"upload-{index}.{image_format.lower()}"
+        files[file_name] = encode(image, image_format, **options)
+        images[name] = files[file_name]
+        uploads[name] = {
+            "file": file_name,
+            "kind": "multipart" if name.startswith("multipart") else "raw",
+            "filename": f"photo-{_word(ctx, 4)}.jpg",
+            "content_type": "image/png",
+            "top_k": wanted_k[name],
+        }
+    files["weights.pt"] = reference_model.weights_file(seed, ctx.scratch)
+    refused = {"above_max": str(top_k_max + rng.randint(1, 5)), "not_a_number": _word(ctx, 5)}
     value, failed = _probe(
         ctx,
-        """
-def probe():
-    from service.model import CATEGORIES, load_classifier
-    classifier = load_classifier(allow_random=True, seed=0, num_threads=2)
-    client = make_app({"TOP_K_DEFAULT": "4", "TOP_K_MAX": "10"}, classifier=classifier).test_client()
-    facts = {
-        "multipart_jpeg": answer(client.post("/predict?top_k=3", data={"file": (io.BytesIO(image_bytes(fmt="JPEG")), "photo.jpg")})),
-        "raw_rgba_png": answer(client.post("/predict", data=image_bytes("RGBA"), content_type="image/png")),
-        "raw_grayscale": answer(client.post("/predict?top_k=10", data=image_bytes("L"), content_type="image/png")),
-        "above_max": answer(client.post("/predict?top_k=11", data=image_bytes(), content_type="image/png")),
-        "not_a_number": answer(client.post("/predict?top_k=three", data=image_bytes(), content_type="image/png")),
-    }
-    facts["labels"] = CATEGORIES
-    return facts
-""",
+        "predict_contract",
+        {
+            "weights": "weights.pt",
+            "uploads": uploads,
+            "env": {"TOP_K_DEFAULT": str(top_k_default), "TOP_K_MAX": str(top_k_max)},
+            "refused": refused,
+        },
         "POST /predict",
+        inputs=files,
         timeout=180,
     )
     if failed:
         return failed
-    labels = value["labels"]
-    for name, wanted in (("multipart_jpeg", 3), ("raw_rgba_png", 4), ("raw_grayscale", 10)):
+    import io
+
+    from PIL import Image
+
+    for name in photos:
         answer = value[name]
-        what = name.replace("_", " ")
+        wanted = wanted_k[name] or top_k_default
         if answer["status"] != 200 or answer["mimetype"] != "application/json":
-            return Outcome.fail(f"{what}: answered {answer['status']} {answer['mimetype']} {answer['text'][:160]!r}")
+            return Outcome.fail(f"{name}: answered {answer['status']} {answer['mimetype']} {answer['text'][:160]!r}")
         body = answer["json"]
+        if not isinstance(body, dict):
+            return Outcome.fail(f"{name}: the answer is not a JSON object")
         missing = [
             k
             for k in ("predictions", "model", "weights_source", "random_weights", "top_k", "inference_ms")
             if k not in body
         ]
         if missing:
-            return Outcome.fail(f"{what}: the answer lacks " + ", ".join(missing))
+            return Outcome.fail(f"{name}: the answer lacks " + ", ".join(missing))
         predictions = body["predictions"]
-        if len(predictions) != wanted:
+        if not isinstance(predictions, list) or len(predictions) != wanted:
+            count = len(predictions) if isinstance(predictions, list) else "no list of"
             return Outcome.fail(
-                f"{what}: {len(predictions)} predictions, expected {wanted}"
-                + (" (TOP_K_DEFAULT=4)" if wanted == 4 else "")
+                f"{name}: {count} predictions, expected {wanted}"
+                + (f" (TOP_K_DEFAULT={top_k_default})" if wanted_k[name] is None else "")
             )
         try:
-            probabilities = [p["probability"] for p in predictions]
-            if any(labels[p["class_id"]] != p["label"] for p in predictions):
-                return Outcome.fail(f"{what}: a label does not belong to its class_id")
-        except (KeyError, TypeError, IndexError):
-            return Outcome.fail(f"{what}: each prediction must be {{class_id, label, probability}}")
-        if probabilities != sorted(probabilities, reverse=True):
-            return Outcome.fail(f"{what}: predictions are not sorted by probability, highest first")
-        if not all(0 <= p <= 1 for p in probabilities) or sum(probabilities) > 1.0001:
-            return Outcome.fail(f"{what}: probabilities must lie in [0, 1] and sum to at most 1 (softmax)")
-        if body["weights_source"] != "random" or body["random_weights"] is not True:
-            return Outcome.fail(f"{what}: random weights must be reported as such (weights_source 'random')")
+            rows = [[p["class_id"], p["label"], p["probability"]] for p in predictions]
+        except (KeyError, TypeError):
+            return Outcome.fail(f"{name}: each prediction must be {{class_id, label, probability}}")
+        with Image.open(io.BytesIO(images[name])) as upload:
+            expected = reference_model.probabilities(seed, upload)
+        wrong = reference_model.top_k_failure(rows, expected, wanted, PROBABILITY_TOLERANCE)
+        if wrong:
+            return Outcome.fail(f"{name}: {wrong}")
+        if body["weights_source"] != "file" or body["random_weights"] is not False:
+            return Outcome.fail(
+                f"{name}: the answer must repeat where the weights came from (weights_source 'file', "
+                f"random_weights false for a weights file); got {body['weights_source']!r}, {body['random_weights']!r}"
+            )
         if not isinstance(body["inference_ms"], int | float) or body["inference_ms"] < 0:
-            return Outcome.fail(f"{what}: inference_ms must be a number of milliseconds")
-    for name in ("above_max", "not_a_number"):
-        failure = problem_failure(f"top_k {'11 (TOP_K_MAX=10)' if name == 'above_max' else 'three'}", value[name], 400)
+            return Outcome.fail(f"{name}: inference_ms must be a number of milliseconds")
+    for name, raw in refused.items():
+        what = f"top_k {raw} (TOP_K_MAX={top_k_max})" if name == "above_max" else f"top_k {raw}"
+        failure = problem_failure(what, value[name], 400)
         if failure:
             return Outcome.fail(failure)
-    ms = value["multipart_jpeg"]["json"]["inference_ms"]
+    ms = value["multipart JPEG"]["json"]["inference_ms"]
     return Outcome.ok("multipart and raw uploads classified, sorted and labelled", inference=f"{ms:.0f} ms")
 
 
@@ -344,23 +273,11 @@ def probe():
     hint="Register one error handler for Exception that turns your Problem and Werkzeug's "
     "HTTPException into application/problem+json with type, title, status and detail; keep "
     "Werkzeug's headers (405 has Allow).",
+    needs=("probe",),
 )
 def errors_are_problems(ctx: Context) -> Outcome:
-    value, failed = _probe(
-        ctx,
-        """
-def probe():
-    client = make_app().test_client()
-    return {
-        "no file (empty multipart)": answer(client.post("/predict", data={"other": "x"}, content_type="multipart/form-data")),
-        "no body": answer(client.post("/predict")),
-        "unknown path": answer(client.get("/no/such/path")),
-        "GET /predict": answer(client.get("/predict")),
-        "DELETE /health": answer(client.delete("/health")),
-    }
-""",
-        "sending bad requests",
-    )
+    unknown = f"/no/such/{_word(ctx)}"
+    value, failed = _probe(ctx, "errors_are_problems", {"unknown_path": unknown}, "sending bad requests")
     if failed:
         return failed
     statuses = {
@@ -385,22 +302,11 @@ def probe():
     points=1,
     hint="The handler for unexpected exceptions logs them (with the traceback) and answers a 500 "
     "problem whose detail says only that the service failed, with the request id.",
+    needs=("probe",),
 )
 def no_traceback_on_500(ctx: Context) -> Outcome:
-    value, failed = _probe(
-        ctx,
-        """
-def probe():
-    sys.stderr = io.StringIO()
-    broken = StandInClassifier(fail_with=RuntimeError("secret-database-password-in-message"))
-    app = make_app(classifier=broken)
-    app.testing = False
-    client = app.test_client()
-    failed = answer(client.post("/predict", data=image_bytes(), content_type="image/png"))
-    return {"failed": failed, "health_after": answer(client.get("/health")), "log": sys.stderr.getvalue()[-3000:]}
-""",
-        "a failing classifier",
-    )
+    secret = f"secret-{_word(ctx, 12)}-in-message"
+    value, failed = _probe(ctx, "no_traceback_on_500", {"secret": secret}, "a failing classifier")
     if failed:
         return failed
     failure = problem_failure("a crash in the model", value["failed"], 500)
@@ -409,11 +315,11 @@ def probe():
     text = value["failed"]["text"]
     if "Traceback" in text or 'File "' in text:
         return Outcome.fail("the 500 answer contains a traceback: log it, never send it")
-    if "secret-database-password-in-message" in text:
+    if secret in text:
         return Outcome.fail("the 500 answer repeats the exception's message; internals belong in the log only")
     if value["health_after"]["status"] != 200:
         return Outcome.fail("after the 500, /health no longer answers 200")
-    if "secret-database-password-in-message" not in value["log"]:
+    if secret not in value["log"]:
         return Outcome.fail("the exception was not logged: operators need it (log it with exc_info)")
     return Outcome.ok("500 problem without internals; the error went to the log")
 
@@ -424,33 +330,19 @@ def probe():
     points=2,
     hint="Set app.config['MAX_CONTENT_LENGTH'] from the settings: Werkzeug then refuses large bodies "
     "(also chunked ones without Content-Length) with a 413 your error handler turns into a problem.",
+    needs=("probe",),
 )
 def upload_limits(ctx: Context) -> Outcome:
+    limit = ctx.rng.randint(2048, 8192)
     value, failed = _probe(
-        ctx,
-        """
-def probe():
-    client = make_app({"MAX_UPLOAD_BYTES": "4096"}).test_client()
-    large = image_bytes(size=(300, 300), fmt="BMP")  # 270 kB
-    # A chunked upload has no Content-Length; gunicorn then sets wsgi.input_terminated.
-    chunked = {"wsgi.input_terminated": True}
-    return {
-        "small raw": answer(client.post("/predict", data=image_bytes(), content_type="image/png")),
-        "large raw": answer(client.post("/predict", data=large, content_type="image/bmp")),
-        "large multipart": answer(client.post("/predict", data={"file": (io.BytesIO(large), "big.bmp")})),
-        "large chunked": answer(client.post("/predict", input_stream=io.BytesIO(large), content_type="image/bmp",
-                                            headers={"Transfer-Encoding": "chunked"},
-                                            environ_overrides=chunked)),
-    }
-""",
-        "large uploads",
+        ctx, "upload_limits", {"limit": limit, "large_side": ctx.rng.randint(200, 320)}, "large uploads"
     )
     if failed:
         return failed
     if value["small raw"]["status"] != 200:
         return Outcome.fail(f"an image under the limit answered {value['small raw']['status']}")
     for name in ("large raw", "large multipart", "large chunked"):
-        failure = problem_failure(f"{name} upload over MAX_UPLOAD_BYTES=4096", value[name], 413)
+        failure = problem_failure(f"{name} upload over MAX_UPLOAD_BYTES={limit}", value[name], 413)
         if failure:
             return Outcome.fail(failure)
     return Outcome.ok("413 problem documents for uploads over the limit, also without Content-Length")
@@ -463,27 +355,18 @@ def probe():
     hint="Only image/*, application/octet-stream and multipart bodies are images; PIL's "
     "UnidentifiedImageError means 415; a failing load() means 422; check width x height against a "
     "pixel limit before decoding (and catch Image.DecompressionBombError).",
+    needs=("probe",),
 )
 def bad_images(ctx: Context) -> Outcome:
     value, failed = _probe(
         ctx,
-        """
-def probe():
-    client = make_app().test_client()
-    jpeg = image_bytes(size=(200, 200), fmt="JPEG")
-    bomb = image_bytes("1", size=(12000, 12000))  # 144 megapixels in a few kilobytes
-    post = lambda data, kind="image/png": answer(client.post("/predict", data=data, content_type=kind))
-    return {
-        "text/plain body": post(b"hello", "text/plain"),
-        "JSON body": post(b'{"image": "cat.jpg"}', "application/json"),
-        "random bytes as image/png": post(bytes(range(256)) * 4),
-        "a text file as multipart": answer(client.post("/predict", data={"file": (io.BytesIO(b"just text"), "notes.txt")})),
-        "truncated JPEG": post(jpeg[: len(jpeg) // 2], "image/jpeg"),
-        "decompression bomb PNG": post(bomb),
-        "a good image afterwards": post(image_bytes()),
-        "bomb_size": len(bomb),
-    }
-""",
+        "bad_images",
+        {
+            "text": f"just text {_word(ctx)}",
+            "side": ctx.rng.randint(150, 260),
+            # Over PIL's warning limit (89 megapixels), under the size where PIL refuses by itself.
+            "bomb_side": ctx.rng.randint(10000, 13000),
+        },
         "bad images",
     )
     if failed:
@@ -512,30 +395,12 @@ def probe():
     hint="http_requests_total{endpoint,method,status} with the route template as endpoint (never the raw "
     "path), http_request_duration_seconds histogram, predictions_total, errors_total{type}, "
     "model_info{model,weights_source,...} = 1; one CollectorRegistry per app.",
+    needs=("probe",),
 )
 def metrics(ctx: Context) -> Outcome:
-    value, failed = _probe(
-        ctx,
-        """
-def probe():
-    from prometheus_client.parser import text_string_to_metric_families
-    def scrape(client):
-        response = client.get("/metrics")
-        samples = []
-        for family in text_string_to_metric_families(response.get_data(as_text=True)):
-            samples += [[s.name, s.labels, s.value] for s in family.samples]
-        return {"status": response.status_code, "mimetype": response.mimetype, "samples": samples}
-    first_app, second_app = make_app(), make_app()  # two apps in one process: separate registries
-    client = second_app.test_client()
-    before = scrape(client)
-    client.post("/predict", data=image_bytes(), content_type="image/png")
-    client.post("/predict", data=image_bytes(), content_type="image/png")
-    client.get("/scanner-probe-7f3a9c/wp-login.php")
-    client.post("/predict", data=b"nope", content_type="text/plain")
-    return {"before": before, "after": scrape(client)}
-""",
-        "scraping /metrics",
-    )
+    scanner = f"/scanner-{_word(ctx, 6)}/wp-login.php"
+    predictions = ctx.rng.randint(2, 4)
+    value, failed = _probe(ctx, "metrics", {"scanner_path": scanner, "predictions": predictions}, "scraping /metrics")
     if failed:
         return failed
     after = value["after"]
@@ -550,23 +415,25 @@ def probe():
     def gain(name: str, **labels: str) -> float:
         return total(after, name, **labels) - total(value["before"], name, **labels)
 
-    if gain("http_requests_total", endpoint="/predict", method="POST", status="200") != 2:
+    if gain("http_requests_total", endpoint="/predict", method="POST", status="200") != predictions:
         return Outcome.fail(
-            'http_requests_total{endpoint="/predict",method="POST",status="200"} did not rise by 2 after two predictions'
+            'http_requests_total{endpoint="/predict",method="POST",status="200"} did not rise by '
+            f"{predictions} after {predictions} predictions"
         )
-    if any("scanner-probe-7f3a9c" in json.dumps(labels) for _, labels, _ in after["samples"]):
+    if any(scanner.split("/")[1] in json.dumps(labels) for _, labels, _ in after["samples"]):
         return Outcome.fail(
             "a raw URL became a label value: use the route template (or 'unmatched'), or any scanner creates unlimited time series"
         )
-    if gain("http_request_duration_seconds_count", endpoint="/predict") < 3:
+    if gain("http_request_duration_seconds_count", endpoint="/predict") < predictions + 1:
         return Outcome.fail(
             "http_request_duration_seconds (a histogram with an endpoint label) did not count the /predict requests"
         )
     if not any(n == "http_request_duration_seconds_bucket" for n, _, _ in after["samples"]):
         return Outcome.fail("http_request_duration_seconds must be a histogram (with _bucket series)")
-    if gain("predictions_total") != 2:
+    if gain("predictions_total") != predictions:
         return Outcome.fail(
-            f"predictions_total rose by {gain('predictions_total'):g} after two predictions, expected 2"
+            f"predictions_total rose by {gain('predictions_total'):g} after {predictions} predictions, "
+            f"expected {predictions}"
         )
     if gain("errors_total") < 2 or not any(n == "errors_total" and ls.get("type") for n, ls, _ in after["samples"]):
         return Outcome.fail("errors_total{type=...} did not count the 404 and the 415")
@@ -585,24 +452,16 @@ def probe():
     hint="A logging.Formatter that emits json.dumps of time, level, message and the request's fields; "
     "after_request logs request_id, method, path, status and duration_ms; a safe incoming "
     "X-Request-ID is kept, an unsafe one replaced.",
+    needs=("probe",),
 )
 def json_logs(ctx: Context) -> Outcome:
+    safe_id = f"trace-{ctx.rng.randint(10, 99)}.{_word(ctx, 4)}"
+    unsafe_id = f"<script>{_word(ctx, 5)}</script> " + "x" * 200
+    missing = f"/missing-{_word(ctx, 5)}"
     value, failed = _probe(
         ctx,
-        """
-def probe():
-    sys.stderr = captured = io.StringIO()
-    make_app({"LOG_LEVEL": "INFO"})  # a second app in the same process must not double the lines
-    client = make_app({"LOG_LEVEL": "INFO"}).test_client()
-    responses = [
-        client.get("/health", headers={"X-Request-ID": "trace-42.a"}),
-        client.post("/predict", data=image_bytes(), content_type="image/png"),
-        client.get("/missing", headers={"X-Request-ID": "<script>evil</script> " + "x" * 200}),
-    ]
-    ids = [r.headers.get("X-Request-ID") for r in responses]
-    sys.stderr = sys.__stderr__
-    return {"ids": ids, "log": captured.getvalue()}
-""",
+        "json_logs",
+        {"safe_id": safe_id, "unsafe_id": unsafe_id, "missing_path": missing},
         "logging requests",
     )
     if failed:
@@ -617,11 +476,11 @@ def probe():
     if not all(isinstance(e, dict) for e in entries):
         return Outcome.fail("each log line must be a JSON object")
     ids = value["ids"]
-    if ids[0] != "trace-42.a":
-        return Outcome.fail(f"the client's X-Request-ID 'trace-42.a' came back as {ids[0]!r}; keep safe incoming ids")
-    if not ids[1] or not ids[2] or "evil" in ids[2]:
+    if ids[0] != safe_id:
+        return Outcome.fail(f"the client's X-Request-ID {safe_id!r} came back as {ids[0]!r}; keep safe incoming ids")
+    if not ids[1] or not ids[2] or "<script>" in ids[2] or ids[2] == unsafe_id:
         return Outcome.fail("every response needs an X-Request-ID, and an unsafe incoming one must be replaced")
-    for request_id, path in zip(ids, ("/health", "/predict", "/missing"), strict=True):
+    for request_id, path in zip(ids, ("/health", "/predict", missing), strict=True):
         matching = [e for e in entries if e.get("request_id") == request_id]
         if len(matching) != 1:
             return Outcome.fail(f"{path}: expected one log line with request_id {request_id!r}, found {len(matching)}")
@@ -640,31 +499,14 @@ def probe():
     hint="Every route and method of the app is a documented operation (and nothing else); each "
     "real answer's status and content type are listed for its operation, and its JSON body "
     "validates against the schema given there.",
+    needs=("probe",),
 )
 def openapi_matches(ctx: Context) -> Outcome:
+    top_k_max = ctx.rng.randint(5, 20)
     value, failed = _probe(
         ctx,
-        """
-def probe():
-    app = make_app({"TOP_K_MAX": "10"})
-    client = app.test_client()
-    routes = sorted(
-        [rule.rule, method.lower()] for rule in app.url_map.iter_rules() if rule.endpoint != "static"
-        for method in rule.methods - {"HEAD", "OPTIONS"}
-    )
-    calls = [
-        ["/", "get", answer(client.get("/"))],
-        ["/health", "get", answer(client.get("/health"))],
-        ["/ready", "get", answer(client.get("/ready"))],
-        ["/metrics", "get", answer(client.get("/metrics"))],
-        ["/predict", "post", answer(client.post("/predict?top_k=2", data=image_bytes(), content_type="image/png"))],
-        ["/predict", "post", answer(client.post("/predict"))],
-        ["/predict", "post", answer(client.post("/predict", data=b"x", content_type="text/plain"))],
-        ["/predict", "post", answer(client.post("/predict", data=b"\\x89PNG\\r\\n\\x1a\\n" + b"0" * 40, content_type="image/png"))],
-    ]
-    document = answer(client.get("/openapi.json"))
-    return {"routes": routes, "calls": calls, "document": document}
-""",
+        "openapi_matches",
+        {"top_k_max": top_k_max, "top_k": ctx.rng.randint(1, top_k_max)},
         "reading /openapi.json",
     )
     if failed:

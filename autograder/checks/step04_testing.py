@@ -35,12 +35,6 @@ def fixtures_in(source: str) -> dict[str, bool]:
     return fixtures
 
 
-def _unavailable(ctx: Context) -> Outcome | None:
-    if ctx.run_suite is None:
-        return Outcome.skip(ctx.skip_reason or "no test runner was given to this check")
-    return None
-
-
 @STEP.check(
     "suite-structure",
     "tests/conftest.py provides app, client and test-image fixtures",
@@ -53,7 +47,7 @@ def suite_structure(ctx: Context) -> Outcome:
     if not conftest.is_file():
         return Outcome.fail(f"{CONFTEST} does not exist: run the cell that writes it")
     try:
-        fixtures = fixtures_in(conftest.read_text())
+        fixtures = fixtures_in(ctx.read_text(CONFTEST))
     except SyntaxError as error:
         return Outcome.fail(f"{CONFTEST} is not valid Python (line {error.lineno}: {error.msg})")
     missing = [name for name in REQUIRED_FIXTURES if name not in fixtures]
@@ -67,25 +61,49 @@ def suite_structure(ctx: Context) -> Outcome:
     return Outcome.ok(f"fixtures {', '.join(sorted(fixtures))}")
 
 
+def _reference_failure(campaign) -> str:
+    """Why the suite does not pass on the correct service (or its rewritten copies), or ''."""
+    if not campaign.static:
+        return "the suite has no tests: pytest collected no tests (test_* functions in tests/test_*.py)"
+    collect = campaign.collect_run
+    if collect is not None and not collect.passed:
+        return f"pytest could not collect the suite: {collect.describe()}\n" + "\n".join(
+            collect.output_tail.splitlines()[-8:]
+        )
+    if campaign.consistent_count:
+        return campaign.consistent_count
+    for run in campaign.references:
+        if not run.passed:
+            tail = "\n".join(run.output_tail.strip().splitlines()[-8:])
+            return f"on the reference service: {run.describe()}\n{tail}"
+    for run in campaign.controls:
+        if not run.passed:
+            return (
+                "on a copy of the reference service that behaves the same but is written differently "
+                f"(comments dropped, unused variables added): {run.describe()}. Tests must check what the "
+                "service does, never how its source looks"
+            )
+    return ""
+
+
 @STEP.check(
     "passes-on-reference",
     f"the suite has at least {MIN_TESTS} tests and they all pass on the reference service",
     points=2,
     hint="A test that fails on a correct service tests the wrong thing: compare its expectation with "
     "notebook 03's contract. Run `python -m pytest tests -x -q` in the workspace to see the failure.",
+    needs=("suite",),
 )
 def passes_on_reference(ctx: Context) -> Outcome:
-    unavailable = _unavailable(ctx)
-    if unavailable:
-        return unavailable
-    run = ctx.run_suite(None)
-    figures = {"suite time": f"{run.seconds:.1f} s"}
-    if not run.passed:
-        tail = run.output_tail.strip().splitlines()[-8:]
-        return Outcome.fail(f"on the reference service: {run.describe()}\n" + "\n".join(tail), **figures)
-    if run.collected < MIN_TESTS:
-        return Outcome.fail(f"only {run.collected} tests; write at least {MIN_TESTS}", **figures)
-    return Outcome.ok(f"{run.collected} tests pass on the reference service", **figures)
+    campaign = ctx.run_suite.campaign(with_variants=False)
+    seconds = max((run.seconds for run in campaign.references), default=0.0)
+    figures = {"suite time": f"{seconds:.1f} s"}
+    failure = _reference_failure(campaign)
+    if failure:
+        return Outcome.fail(failure, **figures)
+    if campaign.tests < MIN_TESTS:
+        return Outcome.fail(f"only {campaign.tests} tests; write at least {MIN_TESTS}", **figures)
+    return Outcome.ok(f"{campaign.tests} tests pass on the reference service and on a rewritten copy of it", **figures)
 
 
 @STEP.check(
@@ -94,21 +112,32 @@ def passes_on_reference(ctx: Context) -> Outcome:
     points=8,
     hint="For each behaviour of notebook 03's contract, ask: which test would fail if the service got "
     "it wrong? Status codes, content types, sorting, probabilities, metrics, headers, limits, readiness.",
+    needs=("suite",),
 )
 def catches_faulty_variants(ctx: Context) -> Outcome:
-    unavailable = _unavailable(ctx)
-    if unavailable:
-        return unavailable
-    reference = ctx.run_suite(None)
-    if not reference.passed:
+    # The faulty services run only once the suite passes on the correct one (no time wasted).
+    failure = _reference_failure(ctx.run_suite.campaign(with_variants=False))
+    campaign = ctx.run_suite.campaign(with_variants=True) if not failure else None
+    failure = failure or _reference_failure(campaign)
+    if failure:
         return Outcome.fail(
-            "the suite must pass on the reference service first (a suite that always fails would "
-            f"'catch' everything): {reference.describe()}"
+            "the suite must pass on the reference service first, every time it runs (a suite that "
+            f"always fails would 'catch' everything): {failure}"
         )
     variants = ctx.run_suite.variants
-    missed = [description for name, description in variants if not ctx.run_suite(name).caught_something]
+    missed, unfinished = [], 0
+    for name, description in variants:
+        run = campaign.variants.get(name)
+        if run is None or not run.caught_something:
+            missed.append(description)
+            unfinished += run is None or run.timed_out or run.exit_code not in (0, 1)
     caught = len(variants) - len(missed)
     message = f"caught {caught} of {len(variants)} faulty services"
     if missed:
         message += "; not caught: " + "; ".join(missed)
+    if unfinished:
+        message += (
+            f" ({unfinished} of those runs did not finish, crashed or ran out of time: "
+            "a suite that hangs or dies catches nothing)"
+        )
     return Outcome.partial(caught / len(variants) if variants else 0.0, message, caught=f"{caught}/{len(variants)}")

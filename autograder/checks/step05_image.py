@@ -8,34 +8,18 @@ over 127.0.0.1; without a Docker engine they are *skipped*, never passed.
 
 from __future__ import annotations
 
-import os
-
-from autograder.checks import dockerfile
+from autograder.checks import dockerfile, reference_model
 from autograder.checks.context import Context
 from autograder.checks.registry import StepChecks
 from autograder.checks.result import Outcome
-from autograder.checks.samples import photo_bytes, photo_jpeg_bytes
+from autograder.checks.samples import encode, photo_jpeg_bytes, random_crop
+from autograder.settings import current
 
 STEP = StepChecks("05")
 PREDICTION_KEYS = {"class_id", "label", "probability"}
-CAT_CLASSES = set(range(281, 286))  # ImageNet's domestic cats: tabby, tiger cat, Persian, Siamese, Egyptian
+PROBABILITY_TOLERANCE = 1e-4
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 DOCKERFILE = "Dockerfile"
-# Reported, never graded: on the offline CUDA wheels the reference image is about 6 GB, on the
-# CPU-only wheels about 1.5 GB. Instructors set their own figures.
-IMAGE_BUDGET_GB = float(os.environ.get("COURSE_IMAGE_BUDGET_GB", "2"))
-LAYER_BUDGET = int(os.environ.get("COURSE_IMAGE_LAYER_BUDGET", "20"))
-# What grading can do without building the image: the Dockerfile's checks.
-STATIC_CHECKS = frozenset(
-    {
-        "hadolint-clean",
-        "base-image-pinned",
-        "multi-stage-non-root",
-        "healthcheck",
-        "no-secrets-or-remote-add",
-        "dockerignore",
-    }
-)
 # docker stop's default: SIGTERM, then SIGKILL after this many seconds (Kubernetes waits 30).
 STOP_GRACE_SECONDS = 10
 # Never in the build context: history, notebooks, tests, caches, environments (size, secrets, cache busting).
@@ -55,7 +39,7 @@ def _read(ctx: Context) -> tuple[list[dockerfile.Instruction] | None, Outcome | 
     path = ctx.file(DOCKERFILE)
     if not path.is_file():
         return None, Outcome.fail(f"{DOCKERFILE} does not exist in the workspace: run the cell that writes it")
-    instructions = dockerfile.parse(path.read_text())
+    instructions = dockerfile.parse(ctx.read_text(DOCKERFILE))
     if not any(i.keyword == "FROM" for i in instructions):
         return None, Outcome.fail(f"{DOCKERFILE} has no FROM instruction")
     return instructions, None
@@ -67,10 +51,9 @@ def _read(ctx: Context) -> tuple[list[dockerfile.Instruction] | None, Outcome | 
     points=1,
     hint="Each finding names a rule (DL3008, SC2164...): look it up at https://github.com/hadolint/hadolint#rules. "
     "Run `hadolint workspace/Dockerfile` to see them all.",
+    needs=("lint",),
 )
 def hadolint_clean(ctx: Context) -> Outcome:
-    if ctx.lint_findings is None:
-        return Outcome.fail(ctx.lint_error or "hadolint did not run")
     serious = [f for f in ctx.lint_findings if f.level in ("error", "warning")]
     others = len(ctx.lint_findings) - len(serious)
     if serious:
@@ -179,7 +162,7 @@ def dockerignore(ctx: Context) -> Outcome:
     path = ctx.file(".dockerignore")
     if not path.is_file():
         return Outcome.fail(".dockerignore does not exist: every file of the workspace would be sent to the build")
-    patterns = path.read_text().splitlines()
+    patterns = ctx.read_text(".dockerignore").splitlines()
     sent = [p for p in MUST_IGNORE if not dockerfile.dockerignore_excludes(patterns, p)]
     if sent:
         return Outcome.fail("still sent to the build: " + ", ".join(sent))
@@ -195,23 +178,24 @@ def dockerignore(ctx: Context) -> Outcome:
     points=2,
     hint="Read the build log's last lines: the failing instruction is named there. Offline, every "
     "package must be in the wheelhouse (python -m autograder offline wheelhouse -r workspace/requirements.txt).",
+    needs=("image",),
 )
 def image_builds(ctx: Context) -> Outcome:
-    if ctx.skip_reason:
-        return Outcome.skip(ctx.skip_reason)
     build = ctx.build
-    if build is None:
-        return Outcome.fail(ctx.build_error or "the image was not built")
+    # Reported, never graded: on the offline CUDA wheels the reference image is about 6 GB, on the
+    # CPU-only wheels about 1.5 GB. Instructors set their own figures (COURSE_IMAGE_BUDGET_GB...).
+    settings = current()
+    budget_gb, layer_budget = settings.image_budget_gb, settings.image_layer_budget
     size_gb = build.size_bytes / 1e9
     over = [
-        f"{size_gb:.2f} GB is over the {IMAGE_BUDGET_GB:g} GB budget" if size_gb > IMAGE_BUDGET_GB else "",
-        f"{build.layers} layers are over the budget of {LAYER_BUDGET}" if build.layers > LAYER_BUDGET else "",
+        f"{size_gb:.2f} GB is over the {budget_gb:g} GB budget" if size_gb > budget_gb else "",
+        f"{build.layers} layers are over the budget of {layer_budget}" if build.layers > layer_budget else "",
     ]
     over = [note for note in over if note]
     budget = (
         "; ".join(over) + " (reported, not graded: `docker history` shows which layers weigh most)"
         if over
-        else f"within the budget of {IMAGE_BUDGET_GB:g} GB and {LAYER_BUDGET} layers"
+        else f"within the budget of {budget_gb:g} GB and {layer_budget} layers"
     )
     return Outcome.ok(
         f"built {build.tag}",
@@ -229,41 +213,55 @@ def image_builds(ctx: Context) -> Outcome:
     hint="The service must listen on 0.0.0.0:5000 inside the container (not 127.0.0.1) and finish "
     "loading the model, with a read-only root filesystem (only /tmp is writable) and within the memory "
     "limit; the message quotes the first error in the container's logs.",
+    needs=("service",),
 )
 def container_ready(ctx: Context) -> Outcome:
-    if ctx.skip_reason:
-        return Outcome.skip(ctx.skip_reason)
-    if ctx.service is None:
-        return Outcome.fail(ctx.service_error or "the container was not started because the build failed")
     return Outcome.ok("ready", **ctx.service.figures)
 
 
 @STEP.check(
     "predict-contract",
-    "POST /predict with a JPEG answers the step 01 contract",
+    "POST /predict with a JPEG answers the step 01 contract, with the model's own numbers",
     points=3,
     hint="Answer JSON with 'predictions' (a list of {class_id, label, probability}, highest first, "
-    "top_k long), 'model', 'weights_source' and 'random_weights'.",
+    "top_k long), 'model', 'weights_source' and 'random_weights'; load the weights file MODEL_WEIGHTS_PATH "
+    "names (the grader mounts one), exactly as step 01's load_resnet50 does.",
+    needs=("service",),
 )
 def predict_contract(ctx: Context) -> Outcome:
     if (not_live := _live(ctx)) is not None:
         return not_live
-    response = ctx.service.request(
-        "POST", "/predict?top_k=3", files={"file": ("cat.jpg", photo_jpeg_bytes("chelsea.png"), "image/jpeg")}
-    )
+    photo = random_crop("chelsea.png", ctx.rng)
+    jpeg = encode(photo, "JPEG", quality=90)
+    response = ctx.service.request("POST", "/predict?top_k=3", files={"file": ("cat.jpg", jpeg, "image/jpeg")})
     body, broken = _prediction(response, top_k=3)
     if broken:
         return Outcome.fail(f"POST /predict: {broken}")
-    if body["random_weights"] is not True and not {p["class_id"] for p in body["predictions"]} & CAT_CLASSES:
-        # Trained ResNet50 weights put a tabby among the top 3 of this photo; random ones do not.
-        labels = [p["label"] for p in body["predictions"]]
+    if body["weights_source"] != "file" or body["random_weights"] is not False:
         return Outcome.fail(
-            f"the answer says the weights are trained (weights_source {body['weights_source']!r}), yet the "
-            f'cat photo\'s top 3 are {labels}: weights that are random or wrong must say "random_weights": true'
+            f"the container was given a weights file (MODEL_WEIGHTS_PATH), yet its answer says weights_source "
+            f"{body['weights_source']!r}, random_weights {body['random_weights']!r}: load the file it names"
         )
+    wrong = _not_the_models(ctx, body, jpeg, 3)
+    if wrong:
+        return Outcome.fail(f"POST /predict: {wrong}")
     return Outcome.ok(
-        f"top-3 answered in {body.get('inference_ms', '?')} ms", inference_ms=str(body.get("inference_ms"))
+        f"top-3 answered in {body.get('inference_ms', '?')} ms, as the weights file predicts",
+        inference_ms=str(body.get("inference_ms")),
     )
+
+
+def _not_the_models(ctx: Context, body: dict, upload: bytes, top_k: int) -> str:
+    """Why the answer's predictions are not what the grader's weights file gives for ``upload``."""
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(upload)) as image:
+        expected = reference_model.probabilities(ctx.service.weights_seed, image)
+    rows = [[p["class_id"], p["label"], p["probability"]] for p in body["predictions"]]
+    wrong = reference_model.top_k_failure(rows, expected, top_k, PROBABILITY_TOLERANCE)
+    return f"the predictions are not the model's (is MODEL_WEIGHTS_PATH loaded?): {wrong}" if wrong else ""
 
 
 def _prediction(response, top_k: int) -> tuple[dict, str]:
@@ -289,11 +287,7 @@ def _prediction(response, top_k: int) -> tuple[dict, str]:
 
 
 def _live(ctx: Context) -> Outcome | None:
-    """Skip without an engine, fail without a running container, else None (go on)."""
-    if ctx.skip_reason:
-        return Outcome.skip(ctx.skip_reason)
-    if ctx.service is None:
-        return Outcome.fail("no running container to ask")
+    """Fail when the container stopped since it got ready, else None (go on)."""
     if not ctx.service.running():
         return _with_read_only_hint(ctx, "the container is no longer running (`docker logs` tells why)")
     return None
@@ -312,6 +306,7 @@ def _with_read_only_hint(ctx: Context, message: str) -> Outcome:
     points=2,
     hint="USER 10001 in the final stage, after the steps that need root (useradd, apt-get), and no "
     "entrypoint script that switches back: the engine reports each process's UID.",
+    needs=("service",),
 )
 def runs_as_non_root(ctx: Context) -> Outcome:
     if (not_live := _live(ctx)) is not None:
@@ -333,19 +328,27 @@ def runs_as_non_root(ctx: Context) -> Outcome:
     points=2,
     hint="Convert every upload to RGB before the transforms (image.convert('RGB')): a PNG has an alpha "
     "channel, a grayscale JPEG one channel, and ResNet50 wants three.",
+    needs=("service",),
 )
 def predicts_png_and_grayscale(ctx: Context) -> Outcome:
     if (not_live := _live(ctx)) is not None:
         return not_live
     uploads = {
-        "an RGBA PNG": ("cup.png", photo_bytes("coffee.png", mode="RGBA", image_format="PNG"), "image/png"),
-        "a grayscale JPEG": ("astronaut.jpg", photo_bytes("astronaut.png", mode="L"), "image/jpeg"),
+        "an RGBA PNG": ("cup.png", encode(random_crop("coffee.png", ctx.rng).convert("RGBA")), "image/png"),
+        "a grayscale JPEG": (
+            "astronaut.jpg",
+            encode(random_crop("astronaut.png", ctx.rng).convert("L"), "JPEG"),
+            "image/jpeg",
+        ),
     }
     for kind, upload in uploads.items():
         response = ctx.service.request("POST", "/predict?top_k=2", files={"file": upload})
-        _, broken = _prediction(response, top_k=2)
+        body, broken = _prediction(response, top_k=2)
         if broken:
             return _with_read_only_hint(ctx, f"POST /predict with {kind}: {broken}")
+        wrong = _not_the_models(ctx, body, upload[1], 2)
+        if wrong:
+            return Outcome.fail(f"POST /predict with {kind}: {wrong}")
     return Outcome.ok("RGBA PNG and grayscale JPEG classified")
 
 
@@ -355,6 +358,7 @@ def predicts_png_and_grayscale(ctx: Context) -> Outcome:
     points=1,
     hint="Under gunicorn each worker has its own counters: with several workers a scrape sees one of "
     "them. Count requests in http_requests_total and predictions in predictions_total (step 03).",
+    needs=("service",),
 )
 def metrics_rise(ctx: Context) -> Outcome:
     if (not_live := _live(ctx)) is not None:
@@ -363,7 +367,7 @@ def metrics_rise(ctx: Context) -> Outcome:
     from prometheus_client.parser import text_string_to_metric_families
 
     def scrape(session) -> dict[str, float]:
-        response = session.get(ctx.service.base_url + "/metrics", timeout=30)
+        response = ctx.service.request("GET", "/metrics", session=session, timeout=30)
         if response.status_code != 200:
             raise ValueError(f"/metrics answered {response.status_code}")
         totals: dict[str, float] = {}
@@ -380,7 +384,7 @@ def metrics_rise(ctx: Context) -> Outcome:
             try:
                 before = scrape(session)
                 for _ in range(2):
-                    session.post(ctx.service.base_url + "/predict?top_k=1", files=upload, timeout=60)
+                    ctx.service.request("POST", "/predict?top_k=1", session=session, files=upload, timeout=60)
                 after = scrape(session)
             except ValueError as error:
                 return Outcome.fail(f"{error} (Prometheus text format expected)")
@@ -416,6 +420,7 @@ BAD_REQUESTS = (
     points=2,
     hint="Step 03's error handlers answer every HTTPException as application/problem+json; a bad "
     "upload must never crash a worker or take the container down.",
+    needs=("service",),
 )
 def bad_requests_answered(ctx: Context) -> Outcome:
     if (not_live := _live(ctx)) is not None:
@@ -437,7 +442,7 @@ def bad_requests_answered(ctx: Context) -> Outcome:
     return Outcome.ok(f"{len(BAD_REQUESTS)} malformed requests answered 4xx problem+json; still healthy")
 
 
-# Registered last: it stops the container, so every other live check must have run before it.
+# Runs last (last=True): it stops the container, so every other live check must have run before it.
 @STEP.check(
     "graceful-shutdown",
     f"docker stop (SIGTERM) ends the container cleanly, with status 0, within {STOP_GRACE_SECONDS} s",
@@ -445,6 +450,8 @@ def bad_requests_answered(ctx: Context) -> Outcome:
     hint='Use the exec form, CMD ["gunicorn", ...], so gunicorn is PID 1 and gets SIGTERM itself: a shell '
     "(CMD gunicorn ... without brackets) does not pass it on, and the engine kills the container after "
     "the grace period. Keep gunicorn's graceful_timeout below it.",
+    needs=("service",),
+    last=True,
 )
 def graceful_shutdown(ctx: Context) -> Outcome:
     if (not_live := _live(ctx)) is not None:
@@ -466,3 +473,7 @@ def graceful_shutdown(ctx: Context) -> Outcome:
             **figures,
         )
     return Outcome.ok(f"stopped cleanly in {stopped.seconds:.1f} s", **figures)
+
+
+# What grading can do without building the image: the Dockerfile's own checks.
+STATIC_CHECKS = frozenset(c.id.split(".", 1)[1] for c in STEP.checks if not {"image", "service"} & set(c.needs))

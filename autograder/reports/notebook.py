@@ -40,9 +40,14 @@ class CheckpointReport:
                 "</tr>"
             )
         step = self.report.step
+        warnings = "".join(
+            f"<p><b>⚠ {html.escape(text)}</b></p>"
+            for text in ([self.report.sandbox] if self.report.unsandboxed else [])
+            + [f"workspace file {note}" for note in self.report.notes]
+        )
         return (
             f"<h4>Checkpoint · step {step.id} {html.escape(step.title)}: "
-            f"{self.report.points:g}/{self.report.max_points:g} points</h4>"
+            f"{self.report.points:g}/{self.report.max_points:g} points</h4>{warnings}"
             "<table><thead><tr><th>check</th><th>verdict</th><th>points</th><th>details</th></tr></thead>"
             f"<tbody>{''.join(rows)}</tbody></table>"
         )

@@ -24,13 +24,21 @@ def as_dict(reports: list[StepReport]) -> dict:
                     "extra_data": dict(result.figures),
                 }
             )
+    sandboxes = sorted({r.sandbox for r in reports if r.sandbox})
+    notes = [note for r in reports for note in r.notes]
     return {
         "score": sum(r.points for r in reports),
         "max_score": sum(r.max_points for r in reports),
         "tests": tests,
+        "output": "\n".join([*(s for s in sandboxes if s.startswith("UNSANDBOXED")), *notes]),
+        "extra_data": {"sandbox": sandboxes, "workspace_notes": notes},
     }
 
 
 def write(reports: list[StepReport], path: Path) -> None:
+    """Write atomically: a reader never sees half a file, and nothing writes after us."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(as_dict(reports), indent=2) + "\n")
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(json.dumps(as_dict(reports), indent=2) + "\n")
+    partial.replace(path)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from autograder.checks.result import Verdict
+from autograder.checks.result import Verdict, printable
 from autograder.grading import StepReport
 
 MARKS = {Verdict.PASSED: "PASS", Verdict.FAILED: "FAIL", Verdict.SKIPPED: "SKIP"}
@@ -14,6 +14,10 @@ def _points(value: float) -> str:
 
 def step_table(report: StepReport) -> str:
     lines = [f"Step {report.step.id} · {report.step.title}"]
+    if report.unsandboxed:
+        lines.append(f"  !! {report.sandbox}")
+    for note in report.notes:
+        lines.append(f"  !! workspace file {printable(note, limit=300)}")
     width = max((len(r.id) for r in report.results), default=10)
     for result in report.results:
         score = f"{_points(result.points)}/{_points(result.max_points)}"

@@ -3,11 +3,20 @@
 Everything it creates carries the label ``LABEL`` so that an interrupted run's leftovers can be
 found and removed by the next run, and so that old images can be pruned to a bounded cache.
 testcontainers is imported here and nowhere else.
+
+What a learner's image may do is bounded like everything else of theirs. A build runs under a
+memory limit and a deadline, on a network that reaches the course's wheelhouse and nothing else
+(``wheelhouse_server``). A graded container runs under ``RunLimits`` on a network of its own with
+no way out (Docker's ``internal`` networks have no gateway); the grader reaches it through a relay
+container whose port is published on 127.0.0.1. Its logs are capped, and answers are read with
+bounds on size and time.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import multiprocessing
 import os
 import time
 import uuid
@@ -15,21 +24,38 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from autograder import interrupts
 from autograder.errors import ContainerError, DockerUnavailable
+from autograder.settings import Settings, current
 
+# The course's base image: graded builds may start from it (and their own stages) only.
+BASE_IMAGE = "python:3.11-slim"
 LABEL = "org.resnet-course.autograder"
 STAND_IN_LABEL = "org.resnet-course.stand-in"
 RUN_LABEL = "org.resnet-course.run"  # one value per run_service call
 OWNER_LABEL = "org.resnet-course.owner-pid"  # the grading process; its containers are swept once it is gone
+WORKSPACE_LABEL = "org.resnet-course.workspace"  # which workspace an image was built from (a digest)
 IMAGE_CACHE_KEEP = 3  # labelled images kept after a run; their layers are the build cache
-BUILD_TIMEOUT_SECONDS = 3600
+API_TIMEOUT_SECONDS = 600  # one call to the engine's API (a build's stream is read with its own deadline)
 LOG_TAIL_LINES = 25
-# Offline, a registry host may not answer at all: give up on a pull after this long.
-PULL_TIMEOUT_SECONDS = float(os.environ.get("COURSE_PULL_TIMEOUT", "45"))
-# How long a container may take to answer its ready path (loading and warming up the model).
-STARTUP_TIMEOUT_SECONDS = float(os.environ.get("COURSE_STARTUP_TIMEOUT", "180"))
 # How long requests to a service that answers 503 with Retry-After are retried.
 RETRY_AFTER_BUDGET_SECONDS = 20.0
+# What the grader reads of one answer of a graded service, and how long it waits for it all.
+RESPONSE_LIMIT_BYTES = 2 * 1024**2
+REQUEST_DEADLINE_SECONDS = 90.0
+# A graded container's logs on the engine's disk.
+LOG_OPTIONS = {"max-size": "10m", "max-file": "1"}
+RELAY_PORT = 8080
+SERVICE_ALIAS = "graded-service"
+# The grader's own helper containers (the wheelhouse server, the relay) are confined too.
+HELPER_CONFINEMENT = {
+    "user": "65534:65534",
+    "read_only": True,
+    "cap_drop": ["ALL"],
+    "security_opt": ["no-new-privileges:true"],
+    "mem_limit": "256m",
+    "pids_limit": 64,
+}
 # What Python and libc say when a program writes to a read-only root filesystem.
 READ_ONLY_ROOT_SIGNS = ("Read-only file system", "EROFS")
 READ_ONLY_ROOT_HINT = (
@@ -50,7 +76,7 @@ def client():
     import docker
 
     try:
-        engine = docker.from_env(timeout=BUILD_TIMEOUT_SECONDS)
+        engine = docker.from_env(timeout=API_TIMEOUT_SECONDS)
         engine.ping()
     except Exception as error:
         raise DockerUnavailable(
@@ -83,10 +109,12 @@ def image_labels(reference: str) -> dict[str, str]:
     return client().images.get(reference).labels or {}
 
 
-def pull_image(reference: str, timeout: float = PULL_TIMEOUT_SECONDS) -> bool:
-    """Pull from a registry; False (never an exception) when none answers within ``timeout``."""
+def pull_image(reference: str, timeout: float | None = None) -> bool:
+    """Pull from a registry; False (never an exception) when none answers within ``timeout``
+    (offline, a registry host may not answer at all)."""
     import docker
 
+    timeout = timeout or current().pull_timeout
     client()
     try:
         with docker.from_env(timeout=timeout) as short_lived:
@@ -124,42 +152,73 @@ def build_image(
     build_args: dict[str, str] | None = None,
     network_mode: str | None = None,
     labels: dict[str, str] | None = None,
+    memory_bytes: int | None = None,
+    timeout: float | None = None,
 ) -> BuildResult:
-    """Build ``context`` (a workspace with a Dockerfile); ContainerError with the log tail on failure."""
+    """Build ``context`` (a workspace with a Dockerfile) within ``timeout`` seconds, each RUN
+    step under ``memory_bytes``; ContainerError with the log tail on failure.
+
+    The build streams in a child process: the engine cancels a build whose client goes away, and
+    killing that process (at the deadline, on Ctrl-C) is the one sure way to make it go away
+    (closing a connection another thread is reading from does not)."""
     context = Path(context)
     if not (context / "Dockerfile").is_file():
         raise ContainerError(
             f"there is no Dockerfile in {context}", hint="write it with the notebook's %%writefile cell"
         )
-    engine = client()
+    settings = current()
+    timeout = timeout or settings.build_timeout
+    memory_bytes = memory_bytes or settings.build_memory
+    client()  # a clear DockerUnavailable first
+    options = {
+        "buildargs": build_args or {},
+        "network_mode": network_mode,
+        "labels": {LABEL: "1", **(labels or {})},
+        "container_limits": {"memory": memory_bytes, "memswap": memory_bytes},
+    }
     started = time.perf_counter()
-    log: list[str] = []
+    log: collections.deque[str] = collections.deque(maxlen=200)
     image_id = None
+    spawn = multiprocessing.get_context("spawn")
+    receiver, sender = spawn.Pipe(duplex=False)
+    builder = spawn.Process(target=_stream_build, args=(sender, str(context), tag, options), daemon=True)
+    builder.start()
+    sender.close()
+    deadline = time.monotonic() + timeout
     try:
-        for chunk in engine.api.build(
-            path=str(context),
-            tag=tag,
-            rm=True,
-            forcerm=True,  # remove intermediate containers even when a step fails
-            decode=True,
-            buildargs=build_args or {},
-            network_mode=network_mode,
-            labels={LABEL: "1", **(labels or {})},
-        ):
-            if "stream" in chunk:
-                log.extend(line for line in chunk["stream"].splitlines() if line.strip())
-            if "error" in chunk:
+        while True:
+            interrupts.raise_if_interrupted()
+            if time.monotonic() > deadline:
                 raise ContainerError(
-                    f"docker build failed: {chunk['error'].strip()}",
+                    f"docker build did not finish in {timeout:.0f} s and was stopped",
+                    hint="a RUN step that waits for something (the network, input) or does too much work: "
+                    "the end of the build log shows which\n" + _tail(log),
+                )
+            if not receiver.poll(0.5):
+                continue
+            try:
+                kind, payload = receiver.recv()
+            except EOFError:
+                raise ContainerError("docker build stopped without a result", hint=_tail(log)) from None
+            if kind == "stream":
+                log.extend(line[:500] for line in payload.splitlines() if line.strip())
+            elif kind == "id":
+                image_id = payload
+            elif kind == "error":
+                raise ContainerError(
+                    f"docker build failed: {payload.strip()[:1000]}",
                     hint="read the end of the build log below; fix the Dockerfile step it names\n" + _tail(log),
                 )
-            if "aux" in chunk and "ID" in chunk["aux"]:
-                image_id = chunk["aux"]["ID"]
-    except ContainerError:
-        raise
-    except Exception as error:  # engine errors such as an unreadable context
-        raise ContainerError(f"docker build could not run: {error}", hint=_tail(log)) from error
-    image = engine.images.get(image_id or tag)
+            elif kind == "failed":
+                raise ContainerError(f"docker build could not run: {payload}", hint=_tail(log))
+            elif kind == "done":
+                break
+    finally:
+        if builder.is_alive():
+            builder.kill()
+        builder.join(10)
+        receiver.close()
+    image = client().images.get(image_id or tag)
     return BuildResult(
         tag=tag,
         image_id=image.id,
@@ -170,21 +229,82 @@ def build_image(
     )
 
 
+def _stream_build(sender, context: str, tag: str, options: dict) -> None:
+    """In the build's child process: stream the engine's build messages to the parent."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides, and kills this process
+    try:
+        engine = client()
+        for chunk in engine.api.build(path=context, tag=tag, rm=True, forcerm=True, decode=True, **options):
+            if "stream" in chunk:
+                sender.send(("stream", str(chunk["stream"])[:4000]))
+            if "error" in chunk:
+                sender.send(("error", str(chunk["error"])[:4000]))
+                return
+            if "aux" in chunk and "ID" in chunk["aux"]:
+                sender.send(("id", str(chunk["aux"]["ID"])))
+        sender.send(("done", ""))
+    except Exception as error:  # engine errors such as an unreadable context
+        sender.send(("failed", f"{type(error).__name__}: {error}"[:2000]))
+    finally:
+        sender.close()
+
+
+@contextlib.contextmanager
+def wheelhouse_server(directory: Path, port: int, image: str = BASE_IMAGE) -> Iterator[str]:
+    """Serve ``directory`` on 127.0.0.1:``port`` inside a container with no network but its own
+    loopback; yield the ``network_mode`` under which a build's RUN steps share that loopback: they
+    reach the wheelhouse and nothing else (no host service, no other address)."""
+    engine = client()
+    container = engine.containers.run(
+        image,
+        ["python3", "-u", "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", "/wheelhouse"],
+        detach=True,
+        network_mode="none",
+        volumes={str(directory): {"bind": "/wheelhouse", "mode": "ro"}},
+        labels={LABEL: "1", OWNER_LABEL: str(os.getpid())},
+        **HELPER_CONFINEMENT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while b"Serving HTTP" not in container.logs() and time.monotonic() < deadline:
+            interrupts.raise_if_interrupted()
+            container.reload()
+            if container.status not in ("created", "running"):
+                raise ContainerError(
+                    f"the wheelhouse server stopped: {container.logs(tail=5).decode(errors='replace')}"
+                )
+            time.sleep(0.1)
+        yield f"container:{container.id}"
+    finally:
+        with contextlib.suppress(Exception):
+            container.remove(force=True)
+
+
 @dataclass(frozen=True)
 class RunLimits:
     """The confinement every graded container runs under: what a production platform would
     impose (Kubernetes limits, a restricted security context), so a service that only works with
     more fails here, with a reason, rather than in step 07. Instructors can loosen the sizes."""
 
-    memory: str = os.environ.get("COURSE_CONTAINER_MEMORY", "3g")
-    cpus: float = float(os.environ.get("COURSE_CONTAINER_CPUS", "2"))
-    pids: int = int(os.environ.get("COURSE_CONTAINER_PIDS", "256"))
+    memory_bytes: int = 3 * 1024**3
+    cpus: float = 2.0
+    pids: int = 256
     tmpfs: str = "/tmp"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RunLimits:
+        return cls(memory_bytes=settings.container_memory, cpus=settings.container_cpus, pids=settings.container_pids)
+
+    @property
+    def memory(self) -> str:
+        return f"{self.memory_bytes / 1024**3:g}g" if self.memory_bytes % 1024**2 == 0 else str(self.memory_bytes)
 
     def run_kwargs(self, engine_cpus: int) -> dict:
         return {
-            "mem_limit": self.memory,
-            "memswap_limit": self.memory,  # no swap on top: the cap is the cap
+            "mem_limit": self.memory_bytes,
+            "memswap_limit": self.memory_bytes,  # no swap on top: the cap is the cap
             "nano_cpus": int(min(self.cpus, engine_cpus) * 1e9),  # the engine refuses more than it has
             "pids_limit": self.pids,
             "read_only": True,
@@ -208,26 +328,49 @@ class StopResult:
     logs: str
 
 
+def _read_bounded(response, deadline: float) -> None:
+    """Read ``response``'s body (streamed) up to the limit and the deadline, whichever comes first."""
+    body = bytearray()
+    response.truncated = False
+    try:
+        # read1: whatever has arrived, so the deadline is looked at even while an answer drips in.
+        while chunk := response.raw.read1(65536, decode_content=True):
+            body += chunk
+            if len(body) > RESPONSE_LIMIT_BYTES or time.monotonic() > deadline:
+                response.truncated = True
+                del body[RESPONSE_LIMIT_BYTES:]
+                break
+    finally:
+        response.close()
+    response._content = bytes(body)
+    response._content_consumed = True
+
+
 @dataclass
 class RunningService:
-    """A started container with its port published on 127.0.0.1."""
+    """A started container, reached through its relay's port on 127.0.0.1."""
 
     base_url: str
     container_id: str
+    relay_id: str = ""
     figures: dict[str, str] = field(default_factory=dict)
+    weights_seed: int | None = None  # the seed of the grader's weights file it loads, when one was given
     _container: object = None
     _stopped: StopResult | None = None
 
-    def request(self, method: str, path: str, **kwargs):
-        """An HTTP request to the service that honours a 503's Retry-After for a little while, as a
-        well-behaved client does: with several workers, /ready may speak for one that is done
-        loading while the next request reaches one that is not."""
+    def request(self, method: str, path: str, *, session=None, **kwargs):
+        """An HTTP request to the service, read with bounds: at most RESPONSE_LIMIT_BYTES of the
+        body (the rest is dropped and ``response.truncated`` set) and REQUEST_DEADLINE_SECONDS in
+        all. It honours a 503's Retry-After for a little while, as a well-behaved client does:
+        with several workers, /ready may speak for one that is done loading while the next request
+        reaches one that is not."""
         import requests
 
-        kwargs.setdefault("timeout", 60)
+        kwargs.setdefault("timeout", (10, 30))
         deadline = time.monotonic() + RETRY_AFTER_BUDGET_SECONDS
         while True:
-            response = requests.request(method, self.base_url + path, **kwargs)
+            response = (session or requests).request(method, self.base_url + path, stream=True, **kwargs)
+            _read_bounded(response, time.monotonic() + REQUEST_DEADLINE_SECONDS)
             retry_after = response.headers.get("Retry-After", "")
             if response.status_code != 503 or not retry_after.isdigit() or time.monotonic() > deadline:
                 return response
@@ -313,8 +456,13 @@ def parse_proc_net_tcp(text: str) -> set[tuple[str, int]]:
     return sockets
 
 
+# Docker's embedded DNS server, which listens in every container on a user-defined network.
+DOCKER_DNS = "127.0.0.11"
+
+
 def wrong_listener(sockets: set[tuple[str, int]], port: int) -> str:
     """Why a client outside the container cannot reach ``port``, or '' when nothing is wrong."""
+    sockets = {(ip, p) for ip, p in sockets if ip != DOCKER_DNS}
     on_port = {ip for ip, p in sockets if p == port}
     if on_port and on_port <= {"127.0.0.1", "::1"}:
         return (
@@ -327,43 +475,79 @@ def wrong_listener(sockets: set[tuple[str, int]], port: int) -> str:
     return ""
 
 
-def _ready_or_exited_strategy(port: int, path: str, timeout: float):
-    from testcontainers.core.wait_strategies import HttpWaitStrategy
+# A TCP relay, run in the course's base image: the only way into a graded container. It accepts on
+# RELAY_PORT and connects each client to the service on the internal network, both directions,
+# half-closes passed on.
+RELAY_SCRIPT = """
+import asyncio, os
+HOST, PORT = os.environ["TARGET_HOST"], int(os.environ["TARGET_PORT"])
 
-    class ReadyOrExited(HttpWaitStrategy):
-        """HttpWaitStrategy that gives up at once when the container has exited, and soon when
-        it listens on the wrong port or address."""
+async def pipe(reader, writer):
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+        if writer.can_write_eof():
+            writer.write_eof()
+    except OSError:
+        writer.close()
 
-        def wait_until_ready(self, container):
-            self._target = container
-            self._next_socket_look = time.monotonic() + WRONG_LISTENER_GRACE_SECONDS
-            return super().wait_until_ready(container)
+async def handle(client_reader, client_writer):
+    try:
+        service_reader, service_writer = await asyncio.open_connection(HOST, PORT)
+    except OSError:
+        client_writer.close()
+        return
+    await asyncio.gather(pipe(client_reader, service_writer), pipe(service_reader, client_writer))
+    for writer in (client_writer, service_writer):
+        writer.close()
 
-        def _try_http_request(self, url, headers, ssl_context):
-            wrapped = self._target.get_wrapped_container()
-            wrapped.reload()
-            if wrapped.status in ("exited", "dead"):
-                state = wrapped.attrs.get("State", {})
-                killed = " (killed: it used more memory than its limit)" if state.get("OOMKilled") else ""
+async def main():
+    server = await asyncio.start_server(handle, "0.0.0.0", int(os.environ["RELAY_PORT"]))
+    print("relaying", flush=True)
+    async with server:
+        await server.serve_forever()
+
+asyncio.run(main())
+"""
+
+
+def _wait_until_ready(service, base_url: str, port: int, path: str, timeout: float) -> None:
+    """Poll ``path`` until it answers 200; give up at once when the container has exited, soon
+    when it listens on the wrong port or address, and at ``timeout`` otherwise (TimeoutError)."""
+    import requests
+
+    wrapped = service.get_wrapped_container()
+    deadline = time.monotonic() + timeout
+    next_socket_look = time.monotonic() + WRONG_LISTENER_GRACE_SECONDS
+    while True:
+        interrupts.raise_if_interrupted()
+        wrapped.reload()
+        if wrapped.status in ("exited", "dead"):
+            state = wrapped.attrs.get("State", {})
+            killed = " (killed: it used more memory than its limit)" if state.get("OOMKilled") else ""
+            raise ContainerError(
+                f"the container exited with status {state.get('ExitCode')}{killed} before {path} answered",
+                hint=log_excerpt(wrapped.logs(tail=400).decode(errors="replace")),
+            )
+        if time.monotonic() >= next_socket_look:
+            # An exec in the container: every few polls, not on each one.
+            next_socket_look = time.monotonic() + SOCKET_LOOK_INTERVAL_SECONDS
+            try:
+                wrong = wrong_listener(listening_sockets(wrapped), port)
+            except Exception:  # an image without cat: wait for the time-out instead
+                wrong = ""
+            if wrong:
                 raise ContainerError(
-                    f"the container exited with status {state.get('ExitCode')}{killed} before {path} answered",
-                    hint=log_excerpt(wrapped.logs(tail=400).decode(errors="replace")),
+                    f"{path} cannot be reached: {wrong}",
+                    hint=f"EXPOSE {port} in the Dockerfile, and bind the server to 0.0.0.0:{port}",
                 )
-            if time.monotonic() >= self._next_socket_look:
-                # An exec in the container: every few polls, not on each one.
-                self._next_socket_look = time.monotonic() + SOCKET_LOOK_INTERVAL_SECONDS
-                try:
-                    wrong = wrong_listener(listening_sockets(wrapped), port)
-                except Exception:  # an image without cat: wait for the time-out instead
-                    wrong = ""
-                if wrong:
-                    raise ContainerError(
-                        f"{path} cannot be reached: {wrong}",
-                        hint=f"EXPOSE {port} in the Dockerfile, and bind the server to 0.0.0.0:{port}",
-                    )
-            return super()._try_http_request(url, headers, ssl_context)
-
-    return ReadyOrExited(port, path).for_status_code(200).with_startup_timeout(timeout).with_poll_interval(0.5)
+        with contextlib.suppress(requests.RequestException):
+            if requests.get(base_url + path, timeout=2).status_code == 200:
+                return
+        if time.monotonic() > deadline:
+            raise TimeoutError(path)
+        time.sleep(0.25)
 
 
 @contextlib.contextmanager
@@ -372,77 +556,107 @@ def run_service(
     *,
     port: int = 5000,
     env: dict[str, str] | None = None,
+    files: dict[str, Path] | None = None,
     ready_path: str = "/health",
     startup_timeout: float | None = None,
     limits: RunLimits | None = None,
+    relay_image: str = BASE_IMAGE,
 ) -> Iterator[RunningService]:
-    """Start ``image`` under ``limits``, wait until ``ready_path`` answers 200, yield it; always
-    remove the container."""
+    """Start ``image`` under ``limits`` on a network with no way out, with ``files`` (container
+    path -> host file) mounted read-only; wait until ``ready_path`` answers 200 through the relay;
+    yield it. The containers and the network are removed whatever happens."""
     from testcontainers.core.container import DockerContainer
+    from testcontainers.core.network import Network
 
     engine = client()  # a clear DockerUnavailable before testcontainers' own errors
-    limits = limits or RunLimits()
-    startup_timeout = startup_timeout or STARTUP_TIMEOUT_SECONDS
+    settings = current()
+    limits = limits or RunLimits.from_settings(settings)
+    startup_timeout = startup_timeout or settings.startup_timeout
     engine_cpus = int(engine.info().get("NCPU") or 1)
     run_id = uuid.uuid4().hex
+    labels = {LABEL: "1", RUN_LABEL: run_id, OWNER_LABEL: str(os.getpid())}
     confinement = limits.run_kwargs(engine_cpus)
     tmpfs = confinement.pop("tmpfs")  # testcontainers passes its own tmpfs argument
+    from docker.types import LogConfig
+
+    network = Network(docker_network_kw={"internal": True, "labels": labels})
     container = (
         DockerContainer(image)
         .with_envs(**(env or {}))
-        .with_kwargs(labels={LABEL: "1", RUN_LABEL: run_id, OWNER_LABEL: str(os.getpid())}, **confinement)
-        .waiting_for(_ready_or_exited_strategy(port, ready_path, startup_timeout))
+        .with_network(network)
+        .with_network_aliases(SERVICE_ALIAS)
+        .with_kwargs(labels=labels, log_config=LogConfig(type="json-file", config=LOG_OPTIONS), **confinement)
     )
+    for target, source in (files or {}).items():
+        container.with_volume_mapping(str(source), target, "ro")
     container.tmpfs = tmpfs
+    relay = (
+        DockerContainer(relay_image)
+        .with_command(["python3", "-c", RELAY_SCRIPT])
+        .with_envs(TARGET_HOST=SERVICE_ALIAS, TARGET_PORT=str(port), RELAY_PORT=str(RELAY_PORT))
+        .with_kwargs(labels=labels, **HELPER_CONFINEMENT)
+    )
     # testcontainers can only publish on every interface; ours go to 127.0.0.1, on a free port.
-    container.ports = {port: ("127.0.0.1",)}
+    relay.ports = {RELAY_PORT: ("127.0.0.1",)}
     started = time.perf_counter()
     try:
+        network.create()
         try:
             container.start()
+            relay.start()
+            network.connect(relay.get_wrapped_container().id)
+            base_url = f"http://127.0.0.1:{relay.get_exposed_port(RELAY_PORT)}"
+            _wait_until_ready(container, base_url, port, ready_path, startup_timeout)
         except ContainerError as error:
             raise _with_read_only_hint(error, container) from error
         except TimeoutError as error:
             raise _with_read_only_hint(
                 ContainerError(
                     f"the container did not answer {ready_path} with 200 within {startup_timeout:.0f} s"
-                    + _liveness_note(container, port, ready_path),
+                    + _liveness_note(base_url, ready_path),
                     hint=f"check that the service listens on 0.0.0.0:{port} and that start-up finishes; "
                     + log_excerpt(_container_logs(container, lines=400)),
                 ),
                 container,
             ) from error
+        except (KeyboardInterrupt, DockerUnavailable):
+            raise
         except Exception as error:
             raise ContainerError(f"the container could not start: {error}") from error
-        host_port = container.get_exposed_port(port)
         service = RunningService(
-            base_url=f"http://127.0.0.1:{host_port}",
+            base_url=base_url,
             container_id=container.get_wrapped_container().id,
+            relay_id=relay.get_wrapped_container().id,
             figures={
                 "startup_seconds": f"{time.perf_counter() - started:.1f}",
-                "limits": limits.describe(engine_cpus),
+                "limits": limits.describe(engine_cpus) + "; no network but the grader's relay",
             },
             _container=container,
         )
         yield service
     finally:
-        # Runs on success, failure, timeout and KeyboardInterrupt alike. Found by label too, in case
-        # the interrupt came between the engine creating the container and testcontainers noting it.
+        # Runs on success, failure, timeout and KeyboardInterrupt alike. Found by label, in case
+        # the interrupt came between the engine creating something and testcontainers noting it.
+        _remove_run(engine, run_id)
+
+
+def _remove_run(engine, run_id: str) -> None:
+    """Remove the containers, then the network, of one run_service call."""
+    for leftover in engine.containers.list(all=True, filters={"label": f"{RUN_LABEL}={run_id}"}):
         with contextlib.suppress(Exception):
-            container.stop(force=True, delete_volume=True)
-        for leftover in engine.containers.list(all=True, filters={"label": f"{RUN_LABEL}={run_id}"}):
-            with contextlib.suppress(Exception):
-                leftover.remove(force=True, v=True)
+            leftover.remove(force=True, v=True)
+    for network in engine.networks.list(filters={"label": f"{RUN_LABEL}={run_id}"}):
+        with contextlib.suppress(Exception):
+            network.remove()
 
 
-def _liveness_note(container, port: int, ready_path: str) -> str:
+def _liveness_note(base_url: str, ready_path: str) -> str:
     """When the ready path never said 200: is the service alive at all, and what did it say?"""
     import requests
 
     try:
-        base = f"http://127.0.0.1:{container.get_exposed_port(port)}"
-        health = requests.get(base + "/health", timeout=5)
-        ready = requests.get(base + ready_path, timeout=5)
+        health = requests.get(base_url + "/health", timeout=5)
+        ready = requests.get(base_url + ready_path, timeout=5)
     except Exception:
         return "; nothing answered on the port at all"
     if health.status_code == 200 and ready_path != "/health":
@@ -471,7 +685,9 @@ def _with_read_only_hint(error: ContainerError, container) -> ContainerError:
 def run_once(image: str, command: list[str] | None = None, *, user: str | None = None) -> tuple[int, str]:
     """Run a container to completion and remove it; return its exit status and output."""
     engine = client()
-    container = engine.containers.create(image, command=command, user=user, labels={LABEL: "1"})
+    container = engine.containers.create(
+        image, command=command, user=user, labels={LABEL: "1", OWNER_LABEL: str(os.getpid())}
+    )
     try:
         container.start()
         status = container.wait(timeout=300).get("StatusCode", -1)
@@ -523,20 +739,29 @@ def _owner_alive(labels: dict[str, str]) -> bool:
 
 
 def remove_leftover_containers() -> list[str]:
-    """Remove containers that earlier, killed runs left behind (found by label), but never one whose
-    grading process is still running: two gradings may share a machine."""
+    """Remove containers (and networks) that earlier, killed runs left behind, found by their
+    owner label; never one whose grading process is still running: two gradings may share a
+    machine. Containers without an owner (a build's intermediate containers, which inherit the
+    base image's label) belong to the engine's build, which removes them itself."""
+    engine = client()
     removed = []
-    for container in client().containers.list(all=True, filters={"label": LABEL}):
+    for container in engine.containers.list(all=True, filters={"label": OWNER_LABEL}):
         if _owner_alive(container.labels or {}):
             continue
         with contextlib.suppress(Exception):
             container.remove(force=True, v=True)
             removed.append(container.short_id)
+    for network in engine.networks.list(filters={"label": OWNER_LABEL}):
+        if not _owner_alive(network.attrs.get("Labels") or {}):
+            with contextlib.suppress(Exception):
+                network.remove()
     return removed
 
 
-def labelled_containers() -> list[str]:
-    return [c.short_id for c in client().containers.list(all=True, filters={"label": LABEL})]
+def labelled_containers(owner_pid: int | None = None) -> list[str]:
+    """Containers the autograder made (all of them, or those of one grading process)."""
+    label = f"{OWNER_LABEL}={owner_pid}" if owner_pid is not None else LABEL
+    return [c.short_id for c in client().containers.list(all=True, filters={"label": label})]
 
 
 GRADED_REPOSITORY = "resnet-course/graded"
@@ -573,10 +798,50 @@ def prune_images(keep: int = IMAGE_CACHE_KEEP) -> list[str]:
     return removed
 
 
+def image_id(reference: str) -> str:
+    """The engine's id of ``reference``, or '' when there is no such image."""
+    import docker
+
+    try:
+        return client().images.get(reference).id
+    except docker.errors.ImageNotFound:
+        return ""
+
+
+def image_by_id(identifier: str) -> BuildResult | None:
+    """A graded image the engine still has, described like a build that took no time; or None."""
+    import docker
+
+    if not identifier:
+        return None
+    try:
+        image = client().images.get(identifier)
+    except docker.errors.ImageNotFound:
+        return None
+    tags = [tag for tag in image.tags if tag.startswith(GRADED_REPOSITORY + ":")]
+    if not tags:
+        return None
+    return BuildResult(
+        tag=tags[0],
+        image_id=image.id,
+        seconds=0.0,
+        size_bytes=int(image.attrs.get("Size", 0)),
+        layers=len(image.history()),
+        log_tail="unchanged since its last build: the image of that build is used",
+    )
+
+
+def newest_image(workspace_label: str):
+    """The newest graded image built from the workspace with this label, or None."""
+    images = client().images.list(filters={"label": f"{WORKSPACE_LABEL}={workspace_label}"})
+    tagged = [image for image in images if any(t.startswith(GRADED_REPOSITORY + ":") for t in image.tags)]
+    return max(tagged, key=lambda image: image.attrs.get("Created", ""), default=None)
+
+
 def remove_image(reference: str) -> None:
     with contextlib.suppress(Exception):
         client().images.remove(reference, force=True)
 
 
-def _tail(lines: list[str], count: int = LOG_TAIL_LINES) -> str:
-    return "\n".join(lines[-count:])
+def _tail(lines, count: int = LOG_TAIL_LINES) -> str:
+    return "\n".join(list(lines)[-count:])

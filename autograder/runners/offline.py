@@ -23,9 +23,9 @@ from pathlib import Path
 from autograder.course import cache_dir
 from autograder.errors import AutograderError
 from autograder.runners import docker as docker_runner
+from autograder.settings import current
 
-BASE_IMAGE = "python:3.11-slim"
-WHEELHOUSE_PORT = int(os.environ.get("COURSE_WHEELHOUSE_PORT", "3141"))
+BASE_IMAGE = docker_runner.BASE_IMAGE
 # Packages the stand-in needs to behave like the official image for an ordinary Dockerfile:
 # python/pip on PATH, venv, useradd/adduser, CA certificates.
 STAND_IN_PACKAGES = (
@@ -40,16 +40,24 @@ STAND_IN_PACKAGES = (
 # Always in the wheelhouse, so `pip install --upgrade pip setuptools wheel` works offline too.
 BOOTSTRAP_WHEELS = ("pip", "setuptools", "wheel")
 
-# Baked into the stand-in: pip finds wheels only in the wheelhouse the autograder serves on loopback.
-STAND_IN_PIP_CONF = f"""\
+
+def wheelhouse_port() -> int:
+    """Where builds find the wheelhouse on their loopback (COURSE_WHEELHOUSE_PORT, default 3141)."""
+    return current().wheelhouse_port
+
+
+def stand_in_pip_conf(port: int) -> str:
+    """Baked into the stand-in: pip finds wheels only in the wheelhouse served on loopback."""
+    return f"""\
 # Written by the course's offline stand-in for python:3.11-slim (python -m autograder offline).
-# Builds run with --network host while the wheelhouse is served on 127.0.0.1:{WHEELHOUSE_PORT}.
+# Graded builds share the loopback of a container serving the wheelhouse on 127.0.0.1:{port}.
 [global]
 no-index = true
-find-links = http://127.0.0.1:{WHEELHOUSE_PORT}/
+find-links = http://127.0.0.1:{port}/
 trusted-host = 127.0.0.1
 disable-pip-version-check = true
 """
+
 
 # Debian's python3 installs into dist-packages with a Debian-specific prefix layout. A virtual
 # environment at /usr/local gives the official image's layout instead: /usr/local/bin/python,
@@ -93,7 +101,7 @@ def build_stand_in(reference: str = BASE_IMAGE, *, mirror: str | None = None) ->
             "building the offline stand-in base image needs root and debootstrap",
             hint="run as root after `apt-get install -y debootstrap`, or pull python:3.11-slim where a registry answers",
         )
-    mirror = mirror or os.environ.get("COURSE_DEBIAN_MIRROR") or apt_mirror()
+    mirror = mirror or current().debian_mirror or apt_mirror()
     with tempfile.TemporaryDirectory(prefix="stand-in-") as scratch:
         rootfs = Path(scratch) / "rootfs"
         _run(
@@ -108,7 +116,7 @@ def build_stand_in(reference: str = BASE_IMAGE, *, mirror: str | None = None) ->
             what="debootstrap of the stand-in base image",
         )
         _run(["chroot", str(rootfs), "/bin/sh", "-c", _CUSTOMIZE], what="shaping the stand-in like python:3.11-slim")
-        (rootfs / "etc" / "pip.conf").write_text(STAND_IN_PIP_CONF)
+        (rootfs / "etc" / "pip.conf").write_text(stand_in_pip_conf(wheelhouse_port()))
         tarball = Path(scratch) / "rootfs.tar"
         with tarfile.open(tarball, "w") as archive:
             for entry in sorted(rootfs.iterdir()):
@@ -171,9 +179,34 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def serve_wheelhouse(directory: Path | None = None, port: int = WHEELHOUSE_PORT) -> Iterator[str]:
-    """Serve the wheelhouse on 127.0.0.1:port for the duration of the block; yield its URL."""
+def build_network() -> Iterator[str | None]:
+    """The network a graded build's RUN steps get: on the stand-in, the loopback of a container
+    that serves the wheelhouse (and nothing else); with the official base image, the engine's
+    default (pip reaches the package index)."""
+    try:
+        stand_in = docker_runner.image_exists(BASE_IMAGE) and is_stand_in()
+    except AutograderError:
+        stand_in = False
+    if not stand_in:
+        yield None
+        return
+    directory = wheelhouse_dir()
+    if not directory.is_dir():
+        raise AutograderError(
+            f"the wheelhouse {directory} does not exist",
+            hint="create it: python -m autograder offline setup",
+        )
+    with docker_runner.wheelhouse_server(directory, wheelhouse_port(), BASE_IMAGE) as network_mode:
+        yield network_mode
+
+
+@contextlib.contextmanager
+def serve_wheelhouse(directory: Path | None = None, port: int | None = None) -> Iterator[str]:
+    """Serve the wheelhouse on the host's 127.0.0.1:port for the duration of the block; yield its
+    URL (`offline serve`, for builds by hand with --network host; graded builds use
+    ``build_network`` instead)."""
     directory = directory or wheelhouse_dir()
+    port = port or wheelhouse_port()
     if not directory.is_dir():
         raise AutograderError(
             f"the wheelhouse {directory} does not exist",

@@ -44,12 +44,6 @@ def run_in_own_group(command: list[str], *, cwd: Path | str, env: dict, timeout:
     return Finished(process.returncode, output, timed_out=False)
 
 
-def capped(timeout: float) -> float:
-    """``timeout``, lowered to COURSE_PROBE_TIMEOUT when that is set (tests of endless loops set it)."""
-    cap = float(os.environ.get("COURSE_PROBE_TIMEOUT", "0") or 0)
-    return min(timeout, cap) if cap else timeout
-
-
 def kill_group(process: subprocess.Popen) -> None:
     try:
         os.killpg(process.pid, signal.SIGKILL)

@@ -68,7 +68,7 @@ VARIANTS = {
     "no-top-k-rule": (
         "02.cross-field-rules",
         [(CONFIG, "        if settings.top_k_default > settings.top_k_max:", "        if False:")],
-        "TOP_K_DEFAULT=30",
+        "should fail naming both",
     ),
     "traceback-at-startup": (
         "02.startup-command",

@@ -4,6 +4,7 @@ nothing, a partial one its share, and a suite that fails on the correct service 
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +12,10 @@ from autograder import course
 from autograder.checks import step04_testing
 from autograder.checks.result import Verdict
 from autograder.grading import grade_step
+
+# Every grading runs a whole campaign of test-suite runs. One xdist worker takes the whole module,
+# so its module fixtures (the reference suite's campaign) run once.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("step04")]
 
 STEP_ID = "04"
 CHECK_IDS = [check.id for check in step04_testing.STEP.checks]
@@ -102,3 +107,135 @@ def test_without_the_hidden_variants_the_step_is_skipped_never_passed(reference_
     for result in results.values():
         assert result.verdict is Verdict.SKIPPED and result.points == 0
         assert "solutions/" in result.message
+
+
+# Suites that game the grading instead of testing; each earns nothing it did not test for.
+STATEFUL_SUITE = """
+import pathlib
+
+HIDDEN = pathlib.Path("{hidden}")
+MARKERS = [pathlib.Path("/tmp/.graded-before"), pathlib.Path.home() / ".graded-before",
+           pathlib.Path(".graded-before"), pathlib.Path(__file__).parent / ".graded-before"]
+
+
+def seen_before():
+    seen = any(marker.exists() for marker in MARKERS)
+    for marker in MARKERS:
+        try:
+            marker.write_text("graded")
+        except OSError:
+            pass
+    for attempt in (lambda: (HIDDEN.parent / "planted.toml").write_text("x"),
+                    lambda: pathlib.Path("/tmp/variants.toml").write_text(HIDDEN.read_text())):
+        try:
+            attempt()
+        except OSError:
+            pass
+    return seen
+
+
+FIRST_RUN = not seen_before()
+"""
+
+
+# The fixtures suite-structure asks for, none of which loads the model.
+_FIXTURES = """import pytest
+
+
+@pytest.fixture
+def app():
+    return None
+
+
+@pytest.fixture
+def client(app):
+    return None
+
+
+@pytest.fixture
+def make_image():
+    return None
+"""
+
+
+def _tests(count: int, body: str) -> str:
+    return "".join(f"\n\ndef test_{index}():\n    {body}\n" for index in range(count))
+
+
+def test_a_suite_that_remembers_earlier_runs_catches_nothing(suite_workspace):
+    """Pass the first time, fail once a marker exists; and try to read and write hidden/."""
+    hidden_before = {p.name: p.read_bytes() for p in course.FAULTY_VARIANTS.parent.iterdir()}
+    source = STATEFUL_SUITE.format(hidden=course.FAULTY_VARIANTS) + _tests(8, "assert FIRST_RUN")
+    # Without the reference conftest: no model to load, each run takes a second.
+    workspace = suite_workspace({"test_state.py": source}, conftest=False)
+    (workspace / "tests" / "conftest.py").write_text(_FIXTURES)
+    results = by_id(grade_step("04", workspace))
+    assert results["04.passes-on-reference"].passed  # every run is its first: it always passes...
+    assert results["04.catches-faulty-variants"].points == 0  # ...and so never catches anything
+    assert {p.name: p.read_bytes() for p in course.FAULTY_VARIANTS.parent.iterdir()} == hidden_before
+    assert not Path("/tmp/.graded-before").exists() and not Path("/tmp/variants.toml").exists()
+
+
+FORGED_REPORT_CONFTEST = '''
+import pathlib
+import pytest
+
+REPORT = """<?xml version="1.0"?><testsuites><testsuite tests="8" failures="0" errors="0" skipped="0"/></testsuites>"""
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session, exitstatus):
+    session.exitstatus = 0  # every run "passes", whatever the tests said
+
+
+def pytest_unconfigure(config):
+    path = config.option.xmlpath
+    if path:
+        pathlib.Path(path).write_text(REPORT)
+'''
+
+
+def test_a_suite_that_forges_its_report_gains_nothing(suite_workspace):
+    workspace = suite_workspace({"test_fails.py": _tests(8, "assert False, 'no real test'")}, conftest=False)
+    (workspace / "tests" / "conftest.py").write_text(_FIXTURES + FORGED_REPORT_CONFTEST)
+    results = by_id(grade_step("04", workspace))
+    # Forcing "passed" is worth what eight trivial passing tests are worth, and catches nothing.
+    assert results["04.catches-faulty-variants"].points == 0
+    assert results["04.passes-on-reference"].points <= 2
+
+
+def test_a_suite_that_recognises_the_reference_by_its_source_fails(suite_workspace, reference_workspace):
+    import hashlib
+
+    digests = {
+        str(p.relative_to(reference_workspace)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted((reference_workspace / "service").glob("*.py"))
+    }
+    source = (
+        f"import hashlib, pathlib\nKNOWN = {digests!r}\n\n"
+        "def same_as_reference():\n"
+        "    return all(hashlib.sha256(pathlib.Path(p).read_bytes()).hexdigest() == d for p, d in KNOWN.items())\n"
+        + _tests(8, "assert same_as_reference()")
+    )
+    workspace = suite_workspace({"test_fingerprint.py": source}, conftest=False)
+    (workspace / "tests" / "conftest.py").write_text(_FIXTURES)
+    results = by_id(grade_step("04", workspace))
+    assert not results["04.passes-on-reference"].passed
+    assert "written differently" in results["04.passes-on-reference"].message
+    assert results["04.catches-faulty-variants"].points == 0
+
+
+def test_a_suite_that_hangs_instead_of_failing_catches_nothing(suite_workspace, monkeypatch):
+    monkeypatch.setenv("COURSE_PROBE_TIMEOUT", "25")
+    hangs = (
+        "import time\n\n"
+        "def test_text_is_refused_with_415(client):\n"
+        "    answer = client.post('/predict', data=b'hello', content_type='text/plain')\n"
+        "    while answer.status_code != 415:\n"
+        "        time.sleep(1)  # a fault, noticed: hang instead of failing\n" + _tests(7, "assert True")
+    )
+    results = by_id(grade_step("04", suite_workspace({"test_hang.py": hangs})))
+    assert results["04.passes-on-reference"].passed
+    variants = results["04.catches-faulty-variants"]
+    assert variants.points == 0 and "did not finish" in variants.message
+    assert "400 instead of 415" in variants.message  # the one it noticed, not counted as caught

@@ -6,10 +6,9 @@ from __future__ import annotations
 import pytest
 
 from autograder.checks import step05_image
-from autograder.checks.context import Context
 from autograder.checks.dockerfile import dockerignore_excludes, parse, stages
 from autograder.checks.result import Verdict
-from autograder.runners import hadolint
+from autograder.grading import grade_step
 
 STATIC = [
     "hadolint-clean",
@@ -23,9 +22,7 @@ DOCKERFILE, DOCKERIGNORE = "Dockerfile", ".dockerignore"
 
 
 def static_results(workspace):
-    findings = hadolint.lint(workspace / DOCKERFILE) if (workspace / DOCKERFILE).is_file() else None
-    context = Context(workspace=workspace, lint_findings=findings)
-    return {r.id.split(".", 1)[1]: r for r in step05_image.STEP.run(context, only=STATIC)}
+    return {r.id.split(".", 1)[1]: r for r in grade_step("05", workspace, only=STATIC).results}
 
 
 @pytest.mark.parametrize("name", STATIC)
@@ -37,7 +34,7 @@ def test_passes_on_the_reference_workspace(reference_workspace, name):
 def test_an_empty_workspace_fails_every_static_check(tmp_path):
     results = static_results(tmp_path)
     assert all(r.verdict is Verdict.FAILED and r.hint for r in results.values())
-    assert "hadolint did not run" in results["hadolint-clean"].message
+    assert "Dockerfile does not exist" in results["hadolint-clean"].message
 
 
 VARIANTS = {

@@ -13,10 +13,11 @@ from autograder.reference import run_solutions
 from autograder.runners.notebooks import execute_notebook
 from autograder.trees import differences
 
-pytestmark = pytest.mark.slow
+# Notebook 05's checkpoints build and run the image: with the other engine users, on one worker.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("docker")]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def solutions_run(tmp_path_factory):
     return run_solutions(check=True, run_dir=tmp_path_factory.mktemp("run"), progress=lambda _: None)
 

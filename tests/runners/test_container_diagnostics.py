@@ -38,6 +38,9 @@ def test_the_socket_table_is_read_as_addresses_and_ports():
 def test_a_listener_on_the_wrong_port_or_on_loopback_is_named():
     assert "listens on 0.0.0.0:8000, not on port 5000" in wrong_listener({("0.0.0.0", 8000)}, 5000)
     assert "own loopback" in wrong_listener({("127.0.0.1", 5000)}, 5000)
+    # Docker's own DNS server listens in every container on a user-defined network: not the service.
+    assert wrong_listener({("0.0.0.0", 5000), ("127.0.0.11", 41234)}, 5000) == ""
+    assert "127.0.0.11" not in wrong_listener({("0.0.0.0", 8000), ("127.0.0.11", 41234)}, 5000)
     assert "bind 0.0.0.0:5000" in wrong_listener({("127.0.0.1", 5000)}, 5000)
 
 
@@ -122,3 +125,48 @@ def test_a_service_that_stays_busy_is_answered_as_it_is(flaky_server, monkeypatc
     state["busy"] = 1000
     assert service.request("GET", "/predict").status_code == 503
     assert 2 <= state["seen"] <= 4, "retried for the budget only"
+
+
+class _Answers(http.server.BaseHTTPRequestHandler):
+    """A service that answers too much, or too slowly."""
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        if self.path == "/huge":
+            for _ in range(64):
+                self.wfile.write(b"x" * (1024 * 1024))
+        elif self.path == "/drip":
+            for _ in range(100):
+                self.wfile.write(b"x")
+                self.wfile.flush()
+                threading.Event().wait(0.5)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def answers():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Answers)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_an_answer_is_read_up_to_its_size_limit(answers):
+    response = RunningService(base_url=answers, container_id="none").request("GET", "/huge")
+    assert response.truncated and len(response.content) == docker_runner.RESPONSE_LIMIT_BYTES
+
+
+def test_an_answer_that_drips_is_cut_at_the_deadline(answers, monkeypatch):
+    import time
+
+    monkeypatch.setattr(docker_runner, "REQUEST_DEADLINE_SECONDS", 2.0)
+    started = time.monotonic()
+    response = RunningService(base_url=answers, container_id="none").request("GET", "/drip")
+    assert response.truncated and time.monotonic() - started < 10

@@ -18,7 +18,9 @@ from autograder.checks.result import Verdict
 from autograder.grading import grade_step
 from autograder.notebook import image_layers
 
-pytestmark = [pytest.mark.container, pytest.mark.slow]
+# One xdist worker runs every test that uses the engine, one after the other: pruning the image
+# cache or sweeping leftovers must not meet another test's grading halfway.
+pytestmark = [pytest.mark.container, pytest.mark.slow, pytest.mark.xdist_group("docker")]
 APP = "service/app.py"
 GUNICORN = "gunicorn.conf.py"
 DOCKERFILE = "Dockerfile"
@@ -47,18 +49,21 @@ def _failed(report) -> set[str]:
 @pytest.fixture
 def no_leftovers(docker_engine):
     yield
-    assert docker_engine.labelled_containers() == [], "the autograder left containers behind"
+    assert docker_engine.labelled_containers(owner_pid=os.getpid()) == [], "the autograder left containers behind"
 
 
 def test_reference_image_builds_serves_and_answers_predict(
     base_image, reference_workspace, no_leftovers, docker_engine
 ):
-    seen_ips = []
+    seen_ips, seen_networks, seen_egress = [], [], []
     original = docker_engine.run_service
 
     def spying_run_service(*args, **kwargs):
         with original(*args, **kwargs) as service:
+            seen_ips.append(docker_engine.published_host_ips(service.relay_id))
             seen_ips.append(docker_engine.published_host_ips(service.container_id))
+            seen_networks.append(_networks_of(docker_engine, service.container_id))
+            seen_egress.append(_egress(docker_engine, service.container_id))
             yield service
 
     import contextlib
@@ -71,17 +76,38 @@ def test_reference_image_builds_serves_and_answers_predict(
     assert all(r.verdict is Verdict.PASSED for r in report.results), [(r.id, r.message) for r in report.results]
     figures = {name for r in report.results for name, _ in r.figures}
     assert {"build_seconds", "image_size", "layers", "budget", "startup_seconds", "limits", "stop_seconds"} <= figures
-    assert seen_ips == [{"127.0.0.1"}], "ports must be published on loopback only"
+    assert seen_ips == [{"127.0.0.1"}, set()], "only the relay publishes a port, on loopback only"
+    assert seen_networks == [[True]], "the graded container's only network is an internal one"
+    assert "connected" not in seen_egress[0] and seen_egress[0].strip(), "a graded container has no way out"
     # What notebook 05 shows of the image just built: its size and where the gigabytes are.
     layers = image_layers(reference_workspace)
     assert " GB in " in layers and "/opt/venv" in layers
+
+
+def _networks_of(docker_engine, container_id: str) -> list[bool]:
+    """Whether each network the container is on is internal (no gateway, no way out)."""
+    engine = docker_engine.client()
+    attached = engine.api.inspect_container(container_id)["NetworkSettings"]["Networks"]
+    return [engine.api.inspect_network(name)["Internal"] for name in attached]
+
+
+def _egress(docker_engine, container_id: str) -> str:
+    """Try to open a connection out of the container, to TEST-NET-1 (RFC 5737: routed nowhere,
+    so nothing leaves even where a route exists)."""
+    code = (
+        "import socket\ns = socket.socket()\ns.settimeout(3)\n"
+        "try:\n    s.connect(('192.0.2.1', 9))\n    print('connected')\n"
+        "except OSError as error:\n    print(error)"
+    )
+    container = docker_engine.client().containers.get(container_id)
+    return container.exec_run(["python", "-c", code]).output.decode(errors="replace")
 
 
 @pytest.mark.parametrize(("budget_gb", "verdict_word"), [(100.0, "within the budget"), (0.1, "over the 0.1 GB budget")])
 def test_the_size_budget_is_reported_and_never_graded(
     budget_gb, verdict_word, base_image, reference_workspace, docker_engine, monkeypatch
 ):
-    monkeypatch.setattr("autograder.checks.step05_image.IMAGE_BUDGET_GB", budget_gb)
+    monkeypatch.setenv("COURSE_IMAGE_BUDGET_GB", str(budget_gb))
 
     def no_container(*args, **kwargs):
         raise AssertionError("grading the build alone must not start a container")
@@ -196,7 +222,7 @@ FAILING_IMAGES = {
 def test_a_faulty_image_fails_exactly_where_expected(fixture, base_image, make_workspace, no_leftovers, monkeypatch):
     edits, expected_failures, told = FAILING_IMAGES[fixture]
     # A service that never gets ready must not cost the whole start-up allowance here.
-    monkeypatch.setattr("autograder.runners.docker.STARTUP_TIMEOUT_SECONDS", 40)
+    monkeypatch.setenv("COURSE_STARTUP_TIMEOUT", "25")
     report = grade_step("05", make_workspace(*edits, name=fixture))
     assert _failed(report) == expected_failures, [(r.id, r.message) for r in report.results]
     messages = "\n".join(r.message for r in report.results)
@@ -214,7 +240,8 @@ def _grading_with_a_running_container(workspace, docker_engine, **popen) -> subp
         **popen,
     )
     engine = docker_engine.client()
-    owned = {"label": f"{docker_engine.OWNER_LABEL}={process.pid}"}
+    # The service container: the build's wheelhouse server carries the owner label too.
+    owned = {"label": [f"{docker_engine.OWNER_LABEL}={process.pid}", docker_engine.RUN_LABEL]}
     deadline = time.monotonic() + 300
     try:
         while not engine.containers.list(all=True, filters=owned):
@@ -227,19 +254,131 @@ def _grading_with_a_running_container(workspace, docker_engine, **popen) -> subp
     return process
 
 
-def test_baked_in_weights_are_used_and_must_be_what_they_claim(base_image, make_workspace, no_leftovers):
-    """A weights file in weights/ goes into the image and the service loads it; weights that are
-    not trained (here: a random initialisation) cannot pass for trained ones."""
-    import torch
-    from torchvision.models import resnet50
-
-    workspace = make_workspace(name="baked-in-weights")
-    torch.manual_seed(1)
-    torch.save(resnet50(weights=None).state_dict(), workspace / "weights" / "resnet50-11ad3fa6.pth")
+def test_a_service_that_ignores_the_weights_file_fails_the_contract(base_image, make_workspace, no_leftovers):
+    """The container gets the grader's weights file through MODEL_WEIGHTS_PATH; a service that
+    loads anything else (here: random weights, whatever it is told) answers other numbers."""
+    workspace = make_workspace(
+        (
+            APP,
+            "    app = Flask(__name__)",
+            "    settings = replace(settings, weights_path=None, allow_random_weights=True)\n    app = Flask(__name__)",
+        ),
+        (
+            APP,
+            "from __future__ import annotations\n",
+            "from __future__ import annotations\n\nfrom dataclasses import replace\n",
+        ),
+        name="ignores-weights-file",
+    )
     report = grade_step("05", workspace)
-    assert _failed(report) == {"predict-contract"}, [(r.id, r.message) for r in report.results]
+    assert _failed(report) == {"predict-contract", "predicts-png-and-grayscale"}, [
+        (r.id, r.message) for r in report.results
+    ]
     contract = next(r for r in report.results if r.id == "05.predict-contract")
-    assert "weights_source 'torchvision-cache'" in contract.message
+    assert "load the file it names" in contract.message
+
+
+# Answers every /predict with the same well-formed body: what a learner could ship to look done.
+CANNED_SERVER = """
+from flask import Flask, jsonify
+
+def create_app():
+    app = Flask(__name__)
+    body = {"predictions": [{"class_id": 281, "label": "tabby", "probability": 0.6},
+                            {"class_id": 282, "label": "tiger cat", "probability": 0.3},
+                            {"class_id": 285, "label": "Egyptian cat", "probability": 0.1}],
+            "model": "resnet50", "weights_source": "file", "random_weights": False, "top_k": 3, "inference_ms": 5.0}
+
+    @app.get("/health")
+    def health():
+        return {"status": "ok"}
+
+    @app.get("/ready")
+    def ready():
+        return {"status": "ready"}
+
+    @app.post("/predict")
+    def predict():
+        return jsonify(body)
+
+    return app
+"""
+
+
+def test_a_stub_server_with_canned_answers_fails(base_image, make_workspace, no_leftovers):
+    workspace = make_workspace(name="canned-answers")
+    (workspace / APP).write_text(CANNED_SERVER)
+    results = {r.id: r for r in grade_step("05", workspace).results}
+    assert results["05.container-ready"].passed
+    assert results["05.predict-contract"].verdict is Verdict.FAILED
+    assert "not the model's" in results["05.predict-contract"].message
+
+
+@pytest.mark.parametrize(
+    ("edit", "refused"),
+    [
+        (
+            ("FROM python:3.11-slim AS build", "FROM resnet-course/graded:anything AS build"),
+            "FROM resnet-course/graded",
+        ),
+        (
+            ("COPY --from=build /opt/venv /opt/venv", "COPY --from=busybox:1 /opt/venv /opt/venv"),
+            "COPY --from=busybox:1",
+        ),
+    ],
+    ids=["from-another-image", "copy-from-another-image"],
+)
+def test_builds_start_only_from_the_course_base_image(edit, refused, base_image, make_workspace, no_leftovers):
+    workspace = make_workspace((DOCKERFILE, *edit), name="foreign-image")
+    [result] = grade_step("05", workspace, only=["image-builds"]).results
+    assert result.verdict is Verdict.FAILED
+    assert "the image was not built" in result.message and refused in result.message
+
+
+def test_a_build_reaches_the_wheelhouse_and_nothing_else(base_image, make_workspace, no_leftovers):
+    """A RUN step that calls a service on the grader's loopback: with --network host it got in."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.settimeout(0.1)
+    port = listener.getsockname()[1]
+    probe = f"RUN python -c \"import socket; socket.create_connection(('127.0.0.1', {port}), timeout=5)\""
+    workspace = make_workspace((DOCKERFILE, "WORKDIR /build\n", f"WORKDIR /build\n{probe}\n"), name="host-probe")
+    try:
+        [result] = grade_step("05", workspace, only=["image-builds"]).results
+        with pytest.raises(OSError):
+            listener.accept()  # nobody came
+    finally:
+        listener.close()
+    assert result.verdict is Verdict.FAILED and "Connection refused" in result.message
+
+
+def test_a_build_that_runs_too_long_is_stopped_and_leaves_nothing(
+    base_image, make_workspace, no_leftovers, docker_engine, monkeypatch
+):
+    monkeypatch.setenv("COURSE_BUILD_TIMEOUT", "20")
+    workspace = make_workspace((DOCKERFILE, "WORKDIR /build\n", "WORKDIR /build\nRUN sleep 600\n"), name="slow-build")
+    started = time.monotonic()
+    [result] = grade_step("05", workspace, only=["image-builds"]).results
+    assert result.verdict is Verdict.FAILED and "did not finish in 20 s" in result.message
+    assert time.monotonic() - started < 120
+    deadline = time.monotonic() + 60  # the engine removes the build's container once it notices
+    while (
+        docker_engine.client().containers.list(all=True, filters={"ancestor": base_image})
+        and time.monotonic() < deadline
+    ):
+        time.sleep(1)
+    assert docker_engine.client().containers.list(all=True, filters={"ancestor": base_image}) == []
+
+
+def test_a_build_step_is_held_to_its_memory_limit(base_image, make_workspace, no_leftovers, monkeypatch):
+    monkeypatch.setenv("COURSE_BUILD_MEMORY", "256m")
+    hog = "RUN python -c \"block = bytearray(1024**3); print('allocated')\""
+    workspace = make_workspace((DOCKERFILE, "WORKDIR /build\n", f"WORKDIR /build\n{hog}\n"), name="memory-hog")
+    [result] = grade_step("05", workspace, only=["image-builds"]).results
+    assert result.verdict is Verdict.FAILED and "returned a non-zero code: 137" in result.message
 
 
 def test_ctrl_c_midway_leaves_no_container(base_image, reference_workspace, docker_engine):
@@ -277,7 +416,8 @@ def test_leftovers_of_a_killed_run_are_removed_by_the_next(base_image, docker_en
     status, _ = docker_engine.run_once(base_image, ["true"])
     assert status == 0
     engine = docker_engine.client()
-    stray = engine.containers.create(base_image, command=["sleep", "600"], labels={docker_engine.LABEL: "1"})
+    dead_owner = {docker_engine.LABEL: "1", docker_engine.OWNER_LABEL: "999999999"}  # a PID that is not running
+    stray = engine.containers.create(base_image, command=["sleep", "600"], labels=dead_owner)
     stray.start()
     assert stray.short_id in docker_engine.labelled_containers()
     live_owner = engine.containers.create(

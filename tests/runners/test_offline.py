@@ -1,5 +1,6 @@
 """The offline stand-in for python:3.11-slim behaves like the official image for the usual
-Dockerfile patterns, installing from the wheelhouse served on 127.0.0.1. Real builds, no mocks."""
+Dockerfile patterns, installing from the wheelhouse that graded builds reach on their own loopback
+(and nothing else). Real builds, no mocks."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 from autograder.errors import AutograderError
 from autograder.runners import offline
 
-pytestmark = [pytest.mark.container]
+pytestmark = [pytest.mark.container, pytest.mark.xdist_group("docker")]
 
 # Small pure-Python packages the reference requirements already put in the wheelhouse.
 PATTERNS = {
@@ -63,8 +64,8 @@ def test_dockerfile_pattern_works_on_the_stand_in(stand_in, docker_engine, tmp_p
     (tmp_path / "Dockerfile").write_text(textwrap.dedent(PATTERNS[pattern]).strip() + "\n")
     tag = f"resnet-course/pattern-test:{pattern}"
     try:
-        with offline.serve_wheelhouse():
-            build = docker_engine.build_image(tmp_path, tag, network_mode="host")
+        with offline.build_network() as network_mode:
+            build = docker_engine.build_image(tmp_path, tag, network_mode=network_mode)
         status, output = docker_engine.run_once(build.tag)
         assert status == 0, output
     finally:

@@ -1,0 +1,107 @@
+"""Step 02 probes: the learner's ``service/config.py`` given environments the grader wrote.
+
+The environments are explicit (never the process's own) and drawn for this run: variable
+names, bounds, defaults and values differ from one grading to the next.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from .harness import input_path, workspace
+
+OUTPUT_LIMIT = 4000
+
+
+def parser_calls(calls: list[dict]) -> list:
+    """[result, problems] of each parser call: {"parser", "name", "raw" (None: unset), "default", "options"}."""
+    from service.config import parse_bool, parse_choice, parse_int
+
+    parsers = {"int": parse_int, "bool": parse_bool, "choice": parse_choice}
+    answers = []
+    for call in calls:
+        problems: list = []
+        environ = {} if call["raw"] is None else {call["name"]: call["raw"]}
+        options = dict(call.get("options", {}))
+        if "choices" in options:
+            options["choices"] = tuple(options["choices"])
+        result = parsers[call["parser"]](environ, call["name"], call["default"], problems=problems, **options)
+        answers.append([result if isinstance(result, bool | int | str) else repr(result), [str(p) for p in problems]])
+    return answers
+
+
+def _attempt(environ: dict) -> dict:
+    from service.config import ConfigError, Settings
+
+    try:
+        settings = Settings.from_env(environ)
+    except ConfigError as error:
+        return {"raised": "ConfigError", "problems": [str(p) for p in error.problems], "message": str(error)}
+    except Exception as error:
+        return {"raised": type(error).__name__, "problems": [], "message": str(error)}
+    return {
+        "raised": None,
+        "settings": {
+            k: v if isinstance(v, bool | int | str) or v is None else repr(v) for k, v in settings.to_dict().items()
+        },
+    }
+
+
+def settings_from(environs: dict[str, dict], weights: str | None = None) -> dict:
+    """``Settings.from_env`` of each named environment; with ``weights``, MODEL_WEIGHTS_PATH in
+    the environment named "configured" is set to that input file."""
+    from service.config import Settings
+
+    answers = {"class_defaults": _attempt_class_defaults(Settings)}
+    if weights:
+        environs["configured"]["MODEL_WEIGHTS_PATH"] = input_path(weights)
+        answers["weights_path_given"] = input_path(weights)
+    for name, environ in environs.items():
+        answers[name] = _attempt(environ)
+    return answers
+
+
+def _attempt_class_defaults(settings_class) -> dict:
+    try:
+        return settings_class().to_dict()
+    except Exception as error:
+        return {"error": f"{type(error).__name__}: {error}"}
+
+
+def frozen_settings() -> dict:
+    import dataclasses
+
+    from service.config import Settings
+
+    settings = Settings()
+    try:
+        settings.port = 1
+    except dataclasses.FrozenInstanceError:
+        return {"frozen": True}
+    except Exception as error:
+        return {"frozen": False, "error": f"{type(error).__name__}: {error}"}
+    return {"frozen": False}
+
+
+def startup_command(environs: dict[str, dict]) -> dict:
+    """``python -m service.config`` with each environment: exit status, stdout and stderr (ends)."""
+    answers = {}
+    for name, extra in environs.items():
+        env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": workspace(), "PYTHONDONTWRITEBYTECODE": "1", **extra}
+        done = subprocess.run(
+            [sys.executable, "-m", "service.config"],
+            env=env,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=30,
+            cwd=workspace(),
+        )
+        answers[name] = {
+            "status": done.returncode,
+            "stdout": done.stdout[-OUTPUT_LIMIT:],
+            "stderr": done.stderr[-OUTPUT_LIMIT:],
+        }
+    return answers

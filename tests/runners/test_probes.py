@@ -1,0 +1,84 @@
+"""The probe runner: observations come back from the sandbox (arrays too), bounded, and whatever
+the learner's code does the grader gets a result it can judge."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy
+import pytest
+
+from autograder.probes import harness
+from autograder.runners import probes, sandbox
+from autograder.settings import current
+
+
+@pytest.fixture
+def runner_for(tmp_path):
+    def make(module_source: str, name: str = "learner.py") -> probes.ProbeRunner:
+        workspace = tmp_path / "workspace"
+        workspace.mkdir(exist_ok=True)
+        (workspace / name).write_text(module_source)
+        settings = current()
+        return probes.ProbeRunner(workspace, sandbox.mechanism(settings), settings, tmp_path)
+
+    return make
+
+
+def test_observations_come_back_with_their_arrays(runner_for):
+    runner = runner_for("VALUE = 41\n")
+    result = runner("step01_model:import_modules", {"wanted": {"learner": ["VALUE", "MISSING"]}})
+    assert result.ok and result.value["present"] == {"learner": ["VALUE"]} and result.value["errors"] == {}
+
+
+def test_an_exception_names_the_learners_file_and_line(runner_for):
+    runner = runner_for("def f():\n    return 1 / 0\n\nf()\n")
+    result = runner("step01_model:import_modules", {"wanted": {"learner": []}})
+    assert result.ok and result.value["errors"]["learner"] == "ZeroDivisionError: division by zero (learner.py, line 2)"
+
+
+def test_an_endless_loop_is_stopped_at_the_timeout(runner_for):
+    runner = runner_for("while True:\n    pass\n")
+    started = time.monotonic()
+    result = runner("step01_model:import_modules", {"wanted": {"learner": []}}, timeout=3)
+    assert result.timed_out and "did not finish in time" in result.describe_failure()
+    assert time.monotonic() - started < 15
+
+
+def test_a_hard_exit_is_a_crash_not_a_result(runner_for):
+    runner = runner_for("import os\nos._exit(3)\n")
+    result = runner("step01_model:import_modules", {"wanted": {"learner": []}})
+    assert result.crashed and "died" in result.describe_failure()
+
+
+def test_a_huge_forged_result_is_refused(runner_for):
+    runner = runner_for(
+        "import os, sys\n"
+        "with open(os.path.join(sys.argv[1], 'out', 'result.json'), 'w') as out:\n"
+        "    out.write('{\"ok\": true, \"value\": \"' + 'x' * (20 * 1024 * 1024) + '\"}')\n"
+        "os._exit(0)\n"
+    )
+    result = runner("step01_model:import_modules", {"wanted": {"learner": []}})
+    assert result.crashed and "size limit" in result.output_tail
+
+
+def test_a_forged_array_reference_cannot_reach_outside_the_output_folder(runner_for):
+    runner = runner_for(
+        "import json, os, sys\n"
+        "with open(os.path.join(sys.argv[1], 'out', 'result.json'), 'w') as out:\n"
+        "    json.dump({'ok': True, 'value': {'__npy__': '../../etc/passwd'}}, out)\n"
+        "os._exit(0)\n"
+    )
+    result = runner("step01_model:import_modules", {"wanted": {"learner": []}})
+    assert result.crashed and "could not be read" in result.output_tail
+
+
+def test_the_harness_writes_arrays_next_to_the_json(tmp_path, monkeypatch):
+    monkeypatch.setattr(harness, "ROOT", tmp_path)
+    (tmp_path / "out").mkdir()
+    arrays: list[str] = []
+    encoded = harness._encode({"values": numpy.arange(6, dtype=numpy.float32).reshape(2, 3), "n": 1}, arrays)
+    assert encoded == {"values": {"__npy__": "array-0.npy"}, "n": 1}
+    decoded = probes._decode(json.loads(json.dumps(encoded)), tmp_path / "out")
+    assert decoded["values"].shape == (2, 3) and decoded["values"][1, 2] == 5.0
