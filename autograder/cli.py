@@ -13,11 +13,12 @@ EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
 
 
 def _check(args) -> int:
-    from autograder.grading import grade_step
+    from autograder.grading import grade_step, resolve_workspace
     from autograder.progress import grading, record
     from autograder.reports import results_json, terminal
 
     step = course.step(args.step)
+    resolve_workspace(args.workspace)  # a missing workspace is an error before anything is recorded
     with grading(args.workspace, step.id):
         report = grade_step(step.id, args.workspace, only=args.only, settings=_check_settings(args))
     record(args.workspace, report)

@@ -131,7 +131,8 @@ class Grading:
                 total_limit=self.settings.build_context_limit,
             )
             sandbox.make_readable(self.snapshot.root)
-            if "service" in self.needs:
+            if "service" in self.needs and docker_runner.engine_available()[0]:
+                # The container will load the grader's weights file: made while the image builds.
                 self._weights = GradingWeights(self.settings.cache_dir / "grading-weights", self.scratch)
                 self._cleanup.callback(self._weights.close)
         except BaseException:
@@ -256,6 +257,11 @@ class GradingWeights:
 
     def _take_prepared(self) -> tuple[int, Path] | None:
         """The file a previous run prepared, renamed so no concurrent grading takes it too."""
+        for stale in self._cache.glob("in-use-*.pt"):  # files of gradings that were killed
+            pid = stale.name.split("-")[2]
+            if pid.isdigit() and not _alive(int(pid)):
+                with contextlib.suppress(OSError):
+                    stale.unlink()
         mine = self._cache / f"in-use-{os.getpid()}-{secrets.token_hex(4)}.pt"
         try:
             seed = int((self._cache / "next.seed").read_text())
@@ -289,6 +295,16 @@ class GradingWeights:
         if self._taken is not None:
             with contextlib.suppress(OSError):
                 self._taken.unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def workspace_label(workspace: Path) -> str:

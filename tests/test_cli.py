@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -47,3 +48,37 @@ def test_missing_workspace_is_a_clear_error_without_traceback(tmp_path):
 def test_unknown_step_names_the_known_ones():
     result = _cli("check", "42")
     assert result.returncode == 2 and "pick one of: 00, 01, 02, 03, 04, 05" in result.stderr
+
+
+def test_results_for_a_gradebook_are_never_made_unsandboxed(reference_workspace, tmp_path):
+    """--json refuses where no sandbox runs (here: bubblewrap is not on PATH), unless told otherwise."""
+    import os
+
+    no_bwrap = {**os.environ, "PATH": str(tmp_path)}
+    no_bwrap.pop("COURSE_SANDBOX", None)
+    report = tmp_path / "results.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "autograder",
+            "check",
+            "02",
+            "--workspace",
+            str(reference_workspace),
+            "--json",
+            str(report),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=course.REPO_ROOT,
+        env=no_bwrap,
+    )
+    assert done.returncode == 2 and "COURSE_SANDBOX=require" in done.stderr and not report.exists()
+    anyway = subprocess.run(
+        [sys.executable, "-m", "autograder", "check", "02", "--workspace", str(reference_workspace),
+         "--json", str(report), "--sandbox", "auto"],
+        capture_output=True, text=True, cwd=course.REPO_ROOT, env=no_bwrap,
+    )  # fmt: skip
+    assert anyway.returncode == 0 and "UNSANDBOXED" in anyway.stdout
+    assert "UNSANDBOXED" in json.loads(report.read_text())["output"]

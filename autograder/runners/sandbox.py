@@ -164,7 +164,8 @@ def mechanism(settings: Settings) -> Mechanism:
         raise SandboxUnavailable(
             f"learner code must run in the sandbox (COURSE_SANDBOX=require), but {detail}",
             hint="install bubblewrap (apt-get install bubblewrap) on a Linux machine with user or PID "
-            "namespaces, or grade on such a machine; COURSE_SANDBOX=auto grades unsandboxed with a warning",
+            "namespaces, or grade on such a machine; `check --sandbox auto` (or COURSE_SANDBOX=auto) grades "
+            "unsandboxed, with a warning in every report",
         )
     return Mechanism("none", detail)
 
@@ -255,14 +256,16 @@ def _bwrap_argv(
             argv += ["--symlink", os.readlink(directory), directory]
         elif os.path.isdir(directory):
             argv += ["--ro-bind", directory, directory]
-    made: set[str] = set()
+    # The private /tmp first: the course environment may itself live under /tmp (a CI clone),
+    # and a mount made later would hide it.
+    argv += ["--perms", "1777", "--size", str(limits.tmp_bytes), "--tmpfs", "/tmp"]
+    made: set[str] = {"/tmp"}
     for path in SYSTEM_FILES:
         if os.path.exists(path):
             argv += _ensure_parents(path, made) + ["--ro-bind", path, path]
     for path in _course_environment():
         argv += _ensure_parents(path, made) + ["--ro-bind", path, path]
     argv += ["--proc", "/proc", "--dev", "/dev"]
-    argv += ["--perms", "1777", "--size", str(limits.tmp_bytes), "--tmpfs", "/tmp"]
     argv += ["--perms", "0755", "--dir", "/run", "--ro-bind", str(root), SANDBOX_ROOT]
     for name, source in binds.items():
         argv += ["--ro-bind", str(source), f"{SANDBOX_ROOT}/{name}"]

@@ -6,6 +6,7 @@ Variants copy the reference workspace, so their dependency layer comes from the 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -55,7 +56,7 @@ def no_leftovers(docker_engine):
 def test_reference_image_builds_serves_and_answers_predict(
     base_image, reference_workspace, no_leftovers, docker_engine
 ):
-    seen_ips, seen_networks, seen_egress = [], [], []
+    seen_ips, seen_networks, seen_egress, seen_logs = [], [], [], []
     original = docker_engine.run_service
 
     def spying_run_service(*args, **kwargs):
@@ -64,6 +65,8 @@ def test_reference_image_builds_serves_and_answers_predict(
             seen_ips.append(docker_engine.published_host_ips(service.container_id))
             seen_networks.append(_networks_of(docker_engine, service.container_id))
             seen_egress.append(_egress(docker_engine, service.container_id))
+            config = docker_engine.client().api.inspect_container(service.container_id)["HostConfig"]["LogConfig"]
+            seen_logs.append(config["Config"].get("max-size"))
             yield service
 
     import contextlib
@@ -79,6 +82,9 @@ def test_reference_image_builds_serves_and_answers_predict(
     assert seen_ips == [{"127.0.0.1"}, set()], "only the relay publishes a port, on loopback only"
     assert seen_networks == [[True]], "the graded container's only network is an internal one"
     assert "connected" not in seen_egress[0] and seen_egress[0].strip(), "a graded container has no way out"
+    assert seen_logs == ["10m"], "a graded container's logs are capped"
+    tag = next(r for r in report.results if r.id == "05.image-builds").message.removeprefix("built ")
+    assert re.fullmatch(r"resnet-course/graded:[0-9a-f]{16}", tag), "graded images get tags nobody can predict"
     # What notebook 05 shows of the image just built: its size and where the gigabytes are.
     layers = image_layers(reference_workspace)
     assert " GB in " in layers and "/opt/venv" in layers
@@ -398,18 +404,28 @@ def test_ctrl_c_midway_leaves_no_container(base_image, reference_workspace, dock
 
 
 def test_a_run_killed_midway_leaves_a_container_that_the_next_run_removes(
-    base_image, reference_workspace, docker_engine
+    base_image, reference_workspace, docker_engine, tmp_path, monkeypatch
 ):
-    """SIGKILL allows no clean-up at all: the container stays, and the next grading sweeps it."""
+    """SIGKILL allows no clean-up at all: the container stays, the step is recorded as not
+    graded, and the next grading sweeps the container and grades as an undisturbed run does."""
+    from autograder import progress
+
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "cache"))
     process = _grading_with_a_running_container(
-        reference_workspace, docker_engine, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        reference_workspace,
+        docker_engine,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "COURSE_CACHE_DIR": str(tmp_path / "cache")},
     )
     process.kill()
     process.wait(timeout=60)
-    assert docker_engine.labelled_containers(), "a killed run cannot clean up: its container is left"
-    report = grade_step("05", reference_workspace, only=["container-ready"])  # the next run
+    assert docker_engine.labelled_containers(owner_pid=process.pid), "a killed run cannot clean up"
+    status = {s.step.id: s for s in progress.progress(reference_workspace)}["05"]
+    assert status.state == "not graded"
+    report = grade_step("05", reference_workspace)  # the next run
     assert report.all_passed, [r.message for r in report.results]
-    assert docker_engine.labelled_containers() == []
+    assert docker_engine.labelled_containers(owner_pid=process.pid) == []
 
 
 def test_leftovers_of_a_killed_run_are_removed_by_the_next(base_image, docker_engine):
