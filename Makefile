@@ -38,7 +38,7 @@ demo: venv
 # sandboxed probes and suites run on the other.
 test: venv
 	$(RUN) -m ruff check autograder tests benchmarks
-	$(RUN) -m pytest -n 2 --dist loadgroup
+	$(RUN) -m pytest -n 2 --dist loadgroup --durations=40
 
 test-fast: venv
 	$(RUN) -m ruff check autograder tests benchmarks

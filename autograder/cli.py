@@ -163,11 +163,12 @@ def _catch_up(args) -> int:
 
 
 def _clean(args) -> int:
+    from autograder import images
     from autograder.runners import docker as docker_runner
 
     containers = docker_runner.remove_leftover_containers()
-    images = docker_runner.prune_images(keep=args.keep)
-    print(f"removed {len(containers)} container(s) and {len(images)} image(s) the autograder had left")
+    removed = images.prune(keep=args.keep)
+    print(f"removed {len(containers)} container(s) and {len(removed)} image(s) the autograder had left")
     return EXIT_OK
 
 

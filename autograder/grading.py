@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import hashlib
-import json
 import os
 import secrets
 import shutil
@@ -20,13 +18,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from autograder import checks, course, interrupts, snapshot, variants
+from autograder import checks, course, images, interrupts, processes, snapshot, variants
 from autograder.checks import dockerfile, reference_model
 from autograder.checks.context import Context, Unavailable
 from autograder.checks.result import CheckResult, Outcome, Verdict
 from autograder.errors import AutograderError, ContainerError, WorkspaceError
 from autograder.runners import docker as docker_runner
-from autograder.runners import hadolint, offline, pytest_suite, sandbox
+from autograder.runners import hadolint, pytest_suite, sandbox
 from autograder.runners.probes import ProbeRunner
 from autograder.settings import Settings, current
 
@@ -200,11 +198,13 @@ class Grading:
                 )
             )
         docker_runner.remove_leftover_containers()
-        self._cleanup.callback(docker_runner.prune_images)  # bounded image cache, also on errors
+        self._cleanup.callback(images.prune)  # bounded image cache, also on errors
         try:
-            return build_workspace_image(self.snapshot.root, self.workspace)
+            built = images.build(self.snapshot.root, self.workspace)
         except AutograderError as error:
             raise Unavailable(Outcome.fail(str(error))) from error
+        self._cleanup.enter_context(images.pinned(built.image_id))  # no other grading prunes it meanwhile
+        return built
 
     def _make_service(self) -> docker_runner.RunningService:
         try:
@@ -259,26 +259,33 @@ class GradingWeights:
         """The file a previous run prepared, renamed so no concurrent grading takes it too."""
         for stale in self._cache.glob("in-use-*.pt"):  # files of gradings that were killed
             pid = stale.name.split("-")[2]
-            if pid.isdigit() and not _alive(int(pid)):
+            if pid.isdigit() and not processes.alive(int(pid)):
                 with contextlib.suppress(OSError):
                     stale.unlink()
-        mine = self._cache / f"in-use-{os.getpid()}-{secrets.token_hex(4)}.pt"
-        try:
-            seed = int((self._cache / "next.seed").read_text())
-            os.rename(self._cache / "next.pt", mine)
-        except (OSError, ValueError):
-            return None
-        self._taken = mine
-        return seed, mine
+        # The seed travels in the file's name, so the rename that takes a file takes its seed
+        # with it: two gradings side by side never pair one file with another's seed.
+        for ready in self._cache.glob("ready-*.pt"):
+            seed = ready.name.removeprefix("ready-").removesuffix(".pt")
+            mine = self._cache / f"in-use-{os.getpid()}-{secrets.token_hex(4)}.pt"
+            try:
+                os.rename(ready, mine)
+            except OSError:
+                continue  # another grading took it first
+            if not seed.isdigit():
+                mine.unlink()
+                continue
+            self._taken = mine
+            return int(seed), mine
+        return None
 
     def _prepare_next(self) -> None:
         self._cache.mkdir(parents=True, exist_ok=True)
         os.chmod(self._cache, 0o700)
+        if len(list(self._cache.glob("ready-*.pt"))) >= 1:
+            return  # one file waits already (each is 100 MB): the cache stays bounded
         seed = secrets.randbelow(2**31 - 1) + 1
-        made = reference_model.weights_file(seed, self._scratch)
-        os.replace(made, self._cache / "next.pt.partial")
-        (self._cache / "next.seed").write_text(str(seed))
-        os.replace(self._cache / "next.pt.partial", self._cache / "next.pt")
+        made = reference_model.weights_file(seed, self._cache)  # made in the cache: a rename, never a copy
+        os.replace(made, self._cache / f"ready-{seed}.pt")
 
     def take(self) -> tuple[int, Path]:
         """(seed, file) for this run."""
@@ -295,68 +302,3 @@ class GradingWeights:
         if self._taken is not None:
             with contextlib.suppress(OSError):
                 self._taken.unlink()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def workspace_label(workspace: Path) -> str:
-    """What images built from ``workspace`` are labelled with, so notebook 05 can find the last one."""
-    return hashlib.sha256(str(workspace).encode()).hexdigest()[:16]
-
-
-def new_image_tag() -> str:
-    """A tag nobody can predict: no other build can name a graded image in its FROM."""
-    return f"{docker_runner.GRADED_REPOSITORY}:{secrets.token_hex(8)}"
-
-
-def build_workspace_image(context: Path, workspace: Path) -> docker_runner.BuildResult:
-    """Build ``context`` (the snapshot) under the build limits, on the network ``offline.build_network``
-    gives; or, when the grader built this very context on this very base image before and the
-    image is still there, that image (the record is the grader's own, never an image's label)."""
-    digest = _context_digest(context)
-    record = current().cache_dir / "built-images.json"
-    known = _read_json(record)
-    reused = docker_runner.image_by_id(known.get(digest, ""))
-    if reused is not None:
-        return reused
-    with offline.build_network() as network_mode:
-        built = docker_runner.build_image(
-            context,
-            new_image_tag(),
-            network_mode=network_mode,
-            labels={docker_runner.WORKSPACE_LABEL: workspace_label(workspace)},
-        )
-    known[digest] = built.image_id
-    with contextlib.suppress(OSError):
-        record.parent.mkdir(parents=True, exist_ok=True)
-        partial = record.with_suffix(".partial")
-        partial.write_text(json.dumps(dict(list(known.items())[-20:])))
-        partial.replace(record)
-    return built
-
-
-def _context_digest(context: Path) -> str:
-    """What a build depends on: every file of the snapshot (name, mode, content) and the base image."""
-    digest = hashlib.sha256(docker_runner.image_id(docker_runner.BASE_IMAGE).encode())
-    for path in sorted(p for p in context.rglob("*") if p.is_file()):
-        digest.update(f"{path.relative_to(context)}\0{path.stat().st_mode & 0o111}\0".encode())
-        with open(path, "rb") as stream:
-            while chunk := stream.read(1024 * 1024):
-                digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}

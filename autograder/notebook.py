@@ -37,15 +37,14 @@ def import_workspace_module(name: str, workspace: str | Path = "workspace"):
 def image_layers(workspace: str | Path = "workspace", largest: int = 8) -> str:
     """The image the last step 05 checkpoint built: its size and its heaviest layers, as
     `docker history` shows them, with the Dockerfile instruction that made each."""
-    from autograder.grading import workspace_label
+    from autograder import images
     from autograder.runners import docker as docker_runner
 
-    image = docker_runner.newest_image(workspace_label(Path(workspace).resolve()))
-    if image is None:
+    described = docker_runner.image_history(images.last_image(Path(workspace)))
+    if described is None:
         return "no image of this workspace yet: run the step 05 checkpoint that builds it"
-    tag = next(iter(image.tags), image.short_id)
-    history = image.history()
-    lines = [f"{tag}: {image.attrs.get('Size', 0) / 1e9:.2f} GB in {len(history)} layers; the heaviest:"]
+    tag, size, history = described
+    lines = [f"{tag}: {size / 1e9:.2f} GB in {len(history)} layers; the heaviest:"]
     for layer in sorted(history, key=lambda layer: layer.get("Size", 0), reverse=True)[:largest]:
         made_by = " ".join(layer.get("CreatedBy", "").replace("/bin/sh -c #(nop) ", "").split())
         lines.append(f"  {layer.get('Size', 0) / 1e6:9.1f} MB  {made_by[:100] or '(the base image)'}")

@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from autograder import course, grading
+from autograder import course, grading, images
 from autograder.checks import reference_model
 from autograder.runners import docker as docker_runner
 
@@ -40,7 +40,7 @@ def submission(root: Path, round_number: int) -> Path:
 def floor_seconds(workspace: Path, weights: Path) -> float:
     """Build (cached) and start until /ready: what any grader of a live image must spend."""
     started = time.perf_counter()
-    build = grading.build_workspace_image(workspace, workspace)
+    build = images.build(workspace, workspace)
     with docker_runner.run_service(
         build.tag,
         env=grading.GRADING_CONTAINER_ENV,

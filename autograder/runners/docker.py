@@ -18,13 +18,14 @@ import collections
 import contextlib
 import multiprocessing
 import os
+import re
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from autograder import interrupts
+from autograder import interrupts, processes
 from autograder.errors import ContainerError, DockerUnavailable
 from autograder.settings import Settings, current
 
@@ -135,6 +136,9 @@ def import_rootfs(tarball: Path, reference: str, changes: list[str]) -> None:
         raise ContainerError(f"importing {tarball} as {reference} did not create the image")
 
 
+STEP_IMAGE = re.compile(r"---> ([0-9a-f]{12})")  # how the legacy builder names each step's image
+
+
 @dataclass(frozen=True)
 class BuildResult:
     tag: str
@@ -143,6 +147,9 @@ class BuildResult:
     size_bytes: int
     layers: int
     log_tail: str
+    # The short ids of the images each build step made or took from the cache, every stage's
+    # included: pruning spares them while they are in use, so the next build finds its cache.
+    step_images: tuple[str, ...] = ()
 
 
 def build_image(
@@ -178,6 +185,7 @@ def build_image(
     }
     started = time.perf_counter()
     log: collections.deque[str] = collections.deque(maxlen=200)
+    step_images: list[str] = []
     image_id = None
     spawn = multiprocessing.get_context("spawn")
     receiver, sender = spawn.Pipe(duplex=False)
@@ -201,7 +209,9 @@ def build_image(
             except EOFError:
                 raise ContainerError("docker build stopped without a result", hint=_tail(log)) from None
             if kind == "stream":
-                log.extend(line[:500] for line in payload.splitlines() if line.strip())
+                lines = [line[:500] for line in payload.splitlines() if line.strip()]
+                log.extend(lines)
+                step_images += [m.group(1) for line in lines if (m := STEP_IMAGE.fullmatch(line.strip()))]
             elif kind == "id":
                 image_id = payload
             elif kind == "error":
@@ -226,6 +236,7 @@ def build_image(
         size_bytes=int(image.attrs.get("Size", 0)),
         layers=len(image.history()),
         log_tail=_tail(log),
+        step_images=tuple(dict.fromkeys(step_images)),
     )
 
 
@@ -728,14 +739,8 @@ def _container_logs(container, lines: int = LOG_TAIL_LINES) -> str:
 
 
 def _owner_alive(labels: dict[str, str]) -> bool:
-    try:
-        pid = int(labels.get(OWNER_LABEL, ""))
-        os.kill(pid, 0)
-    except (ValueError, ProcessLookupError):
-        return False
-    except PermissionError:
-        return True
-    return pid != 0
+    owner = labels.get(OWNER_LABEL, "")
+    return owner.isdigit() and processes.alive(int(owner))
 
 
 def remove_leftover_containers() -> list[str]:
@@ -767,33 +772,47 @@ def labelled_containers(owner_pid: int | None = None) -> list[str]:
 GRADED_REPOSITORY = "resnet-course/graded"
 
 
-def prune_images(keep: int = IMAGE_CACHE_KEEP) -> list[str]:
-    """Remove all but the ``keep`` newest images the autograder built, and all but the ``keep``
-    newest build stages they left (stand-in base images excepted)."""
-    engine = client()
+def prune_images(
+    keep: int = IMAGE_CACHE_KEEP, protect: set[str] = frozenset(), last_used: dict[str, float] | None = None
+) -> list[str]:
+    """Remove all but the ``keep`` most recently used images the autograder built, and all but the
+    ``keep`` newest build stages they left (stand-in base images excepted), never those in
+    ``protect``. An image's recency is when it was built or, if later, ``last_used[id]``.
+
+    The low-level listing is used on purpose: it names every image in one call, where the
+    high-level one inspects each in turn and fails on one that another grading removed meanwhile."""
+    api = client().api
+    last_used = last_used or {}
+
+    def recency(image: dict) -> float:
+        used = last_used.get(image["Id"]) or last_used.get(image["Id"].removeprefix("sha256:")[:12]) or 0
+        return max(float(image.get("Created") or 0), float(used))
+
     # Builds inherit their base image's labels, the stand-in's included: tell the base image
     # apart by its tag, and prune only what grading built.
-    images = [
+    graded = [
         image
-        for image in engine.images.list(all=False, filters={"label": LABEL})
-        if any(tag.startswith(GRADED_REPOSITORY + ":") for tag in image.tags)
+        for image in api.images(filters={"label": LABEL})
+        if any(tag.startswith(GRADED_REPOSITORY + ":") for tag in image.get("RepoTags") or [])
     ]
     # The build stages of multi-stage Dockerfiles stay behind untagged (the legacy builder keeps
     # them as cache): each is gigabytes, so they get the same bound.
-    stages = engine.images.list(filters={"label": LABEL, "dangling": True})
-    newest_first = lambda group: sorted(group, key=lambda image: image.attrs.get("Created", ""), reverse=True)  # noqa: E731
+    stages = api.images(filters={"label": LABEL, "dangling": True})
     removed = []
-    for image in newest_first(stages)[keep:]:
-        with contextlib.suppress(Exception):
-            engine.images.remove(image.id)
-            removed.append(image.short_id)
-    for image in newest_first(images)[keep:]:
+    for image in sorted(stages, key=recency, reverse=True)[keep:]:
+        if image["Id"] not in protect:
+            with contextlib.suppress(Exception):
+                api.remove_image(image["Id"])
+                removed.append(image["Id"][7:19])
+    for image in sorted(graded, key=recency, reverse=True)[keep:]:
+        if image["Id"] in protect:
+            continue
         # Untag rather than delete by id: an image that is the parent of a newer build (a
         # variant that adds a layer) cannot be deleted by id, even forced; once untagged, the
         # engine drops its layers as soon as no image needs them.
-        for reference in image.tags or [image.id]:
+        for reference in image.get("RepoTags") or [image["Id"]]:
             with contextlib.suppress(Exception):
-                engine.images.remove(reference, force=True)
+                api.remove_image(reference, force=True)
                 removed.append(reference)
     return removed
 
@@ -831,11 +850,17 @@ def image_by_id(identifier: str) -> BuildResult | None:
     )
 
 
-def newest_image(workspace_label: str):
-    """The newest graded image built from the workspace with this label, or None."""
-    images = client().images.list(filters={"label": f"{WORKSPACE_LABEL}={workspace_label}"})
-    tagged = [image for image in images if any(t.startswith(GRADED_REPOSITORY + ":") for t in image.tags)]
-    return max(tagged, key=lambda image: image.attrs.get("Created", ""), default=None)
+def image_history(identifier: str) -> tuple[str, int, list[dict]] | None:
+    """(tag, size in bytes, `docker history` rows) of a graded image the engine still has, or None."""
+    import docker
+
+    try:
+        image = client().images.get(identifier) if identifier else None
+        if image is None:
+            return None
+        return next(iter(image.tags), image.short_id), int(image.attrs.get("Size", 0)), image.history()
+    except docker.errors.NotFound:
+        return None
 
 
 def remove_image(reference: str) -> None:

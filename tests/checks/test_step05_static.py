@@ -138,12 +138,12 @@ def test_the_static_checks_are_the_ones_grading_can_run_without_a_build():
 
 
 def test_a_checkpoint_of_the_dockerfile_alone_builds_nothing(reference_workspace, monkeypatch):
-    from autograder import grading
+    from autograder import grading, images
 
-    def no_build(workspace):
+    def no_build(context, workspace):
         raise AssertionError("a static-only checkpoint must not build the image")
 
-    monkeypatch.setattr(grading, "build_workspace_image", no_build)
+    monkeypatch.setattr(images, "build", no_build)
     report = grading.grade_step("05", reference_workspace, only=STATIC)
     assert [r.verdict for r in report.results] == [Verdict.PASSED] * len(STATIC)
 
