@@ -410,7 +410,6 @@ def test_a_run_killed_midway_leaves_a_container_that_the_next_run_removes(
     """SIGKILL allows no clean-up at all: the container stays, the step is recorded as not
     graded, and the next grading sweeps the container and grades as an undisturbed run does."""
     from autograder import progress
-
     from autograder.settings import current
 
     # A cache of its own (the history it records), sharing the machine's wheelhouse.
