@@ -34,11 +34,11 @@ $(STAMP): requirements.txt pyproject.toml
 demo: venv
 	$(RUN) -m autograder demo
 
-# Two workers: the tests that use the Docker engine share one (xdist group "docker"), the
-# sandboxed probes and suites run on the other.
+# Two workers, each taking whole modules (their module fixtures then run once), the longest
+# modules first (tests/conftest.py); the slowest tests are listed at the end.
 test: venv
 	$(RUN) -m ruff check autograder tests benchmarks
-	$(RUN) -m pytest -n 2 --dist loadgroup --durations=40
+	$(RUN) -m pytest -n 2 --dist loadscope --durations=25
 
 test-fast: venv
 	$(RUN) -m ruff check autograder tests benchmarks

@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import secrets
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +26,7 @@ from autograder.runners import offline
 from autograder.settings import current
 
 RECORD = "built-images.json"
-PINS = "images-in-use"
+BUILDING = "building"  # what a grading pins while its build runs: no one prunes the cache meanwhile
 CONTEXTS_KEPT = 20
 WORKSPACES_KEPT = 50
 USED_KEPT = 400  # images and build steps, most recently used last
@@ -51,7 +52,7 @@ def build(context: Path, workspace: Path) -> docker_runner.BuildResult:
         if reused is not None:
             _remember(known, digest, workspace, reused.image_id, _reused_steps(known, reused.image_id))
             return reused
-    with offline.build_network() as network_mode:
+    with pinned(BUILDING), offline.build_network() as network_mode:
         built = docker_runner.build_image(
             context,
             new_image_tag(),
@@ -70,12 +71,20 @@ def last_image(workspace: Path) -> str:
         return known["workspaces"].get(workspace_label(workspace), "")
 
 
+def _pins() -> Path:
+    """Where gradings pin images: one folder per user and machine, whatever cache each grading
+    uses (the engine, and so its images, are shared by them all)."""
+    folder = Path(tempfile.gettempdir()) / f"resnet-course-image-pins-{os.getuid()}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    if folder.is_symlink() or folder.stat().st_uid != os.getuid():
+        raise OSError(f"{folder} is not this user's own folder")
+    return folder
+
+
 @contextlib.contextmanager
 def pinned(image_id: str) -> Iterator[None]:
-    """While inside, no grading's pruning removes ``image_id``."""
-    pins = current().cache_dir / PINS
-    pins.mkdir(parents=True, exist_ok=True)
-    pin = pins / f"{os.getpid()}-{secrets.token_hex(4)}"
+    """While inside, no grading's pruning removes ``image_id`` (or, for BUILDING, anything)."""
+    pin = _pins() / f"{os.getpid()}-{secrets.token_hex(4)}"
     pin.write_text(image_id)
     try:
         yield
@@ -87,15 +96,17 @@ def pinned(image_id: str) -> Iterator[None]:
 def prune(keep: int = docker_runner.IMAGE_CACHE_KEEP) -> list[str]:
     """Remove all but the ``keep`` most recently used graded images (and build stages), sparing
     those that running gradings have pinned."""
+    protect = _pinned_ids()
+    if BUILDING in protect:
+        return []  # a build elsewhere may be using any cached layer: the next grading prunes
     with _record() as known:
         last_used = {image: float(used) for image, used in known["used"].items() if isinstance(used, (int, float))}
-    return docker_runner.prune_images(keep, protect=_pinned_ids(), last_used=last_used)
+    return docker_runner.prune_images(keep, protect=protect, last_used=last_used)
 
 
 def _pinned_ids() -> set[str]:
-    pins = current().cache_dir / PINS
     ids = set()
-    for pin in pins.glob("*-*") if pins.is_dir() else ():
+    for pin in _pins().glob("*-*"):
         pid = pin.name.split("-", 1)[0]
         if pid.isdigit() and not processes.alive(int(pid)):
             with contextlib.suppress(OSError):

@@ -97,7 +97,7 @@ def execute_in_sandbox(
         shutil.copyfile(source, work / source.name)
         if workspace is not None:
             shutil.copytree(workspace, work / "workspace", symlinks=False)
-        sandbox.hand_over(work)
+        sandbox.hand_over(work, root)
         inside = f"{mechanism.inside(root)}/out"
         finished = sandbox.run(
             [

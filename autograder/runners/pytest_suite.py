@@ -254,7 +254,7 @@ class SuiteRunner:
             if disguised:
                 disguise(work, random.Random(self._rng.getrandbits(64)))
             sandbox.prepare_root(root, writable=("work", "out"))
-            sandbox.hand_over(work)
+            sandbox.hand_over(work, root)
             inside = self._mechanism.inside(root)
             command = [sys.executable, "-m", "pytest", "tests", "-q", "-p", "no:cacheprovider"]
             if collect_only:

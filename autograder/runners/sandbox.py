@@ -17,6 +17,7 @@ the same limits where ``prlimit`` exists, and every report says it was unsandbox
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import shutil
 import signal
@@ -34,7 +35,12 @@ from autograder.errors import AutograderError
 from autograder.settings import Settings
 
 SANDBOX_ROOT = "/run/course"  # where the grading root appears inside the sandbox
-SANDBOX_UID = 65534  # nobody: owns nothing the grader keeps
+SANDBOX_UID = 65534  # the UID code inside sees when the grader is not root (a user namespace maps it)
+# As root, each sandbox gets a UID of its own, drawn from a range no account uses: RLIMIT_NPROC
+# counts every process of a UID, so a shared one (nobody's) would let one sandbox, or anything
+# else running as nobody, use up the task limit of another running beside it.
+UID_BASE = 1_500_000_000
+UID_SPAN = 2**24
 # Read-only system paths of a Debian-like host the course environment needs; missing ones are skipped.
 SYSTEM_DIRS = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin")
 SYSTEM_FILES = (
@@ -170,6 +176,17 @@ def mechanism(settings: Settings) -> Mechanism:
     return Mechanism("none", detail)
 
 
+def sandbox_uid(root: Path) -> int:
+    """The UID code runs under in the sandbox of ``root`` (a fresh folder per run, so a UID per run)."""
+    if os.geteuid() != 0:
+        return SANDBOX_UID
+    return UID_BASE + int.from_bytes(hashlib.sha256(str(root).encode()).digest()[:3], "big") % UID_SPAN
+
+
+def is_sandbox_uid(uid: int) -> bool:
+    return uid == SANDBOX_UID or UID_BASE <= uid < UID_BASE + UID_SPAN
+
+
 def prepare_root(root: Path, *, writable: Iterable[str] = ("out",)) -> None:
     """Make ``root`` readable by the sandbox's UID and the named sub-folders writable by it."""
     root.mkdir(parents=True, exist_ok=True)
@@ -179,17 +196,19 @@ def prepare_root(root: Path, *, writable: Iterable[str] = ("out",)) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         os.chmod(folder, 0o700)
         if os.geteuid() == 0:
-            os.chown(folder, SANDBOX_UID, SANDBOX_UID)
+            os.chown(folder, sandbox_uid(root), sandbox_uid(root))
 
 
-def hand_over(tree: Path) -> None:
-    """Give ``tree`` to the sandbox's user (when the grader is root), so code inside may write there."""
+def hand_over(tree: Path, root: Path) -> None:
+    """Give ``tree`` to the UID of the sandbox of ``root`` (when the grader is root), so code
+    inside may write there."""
     if os.geteuid() != 0:
         return
+    uid = sandbox_uid(root)
     for folder, _, files in os.walk(tree):
-        os.chown(folder, SANDBOX_UID, SANDBOX_UID)
+        os.chown(folder, uid, uid)
         for name in files:
-            os.chown(os.path.join(folder, name), SANDBOX_UID, SANDBOX_UID, follow_symlinks=False)
+            os.chown(os.path.join(folder, name), uid, uid, follow_symlinks=False)
 
 
 def make_readable(tree: Path) -> None:
@@ -280,8 +299,8 @@ def _bwrap_argv(
         argv += [
             "--",
             "setpriv",
-            f"--reuid={SANDBOX_UID}",
-            f"--regid={SANDBOX_UID}",
+            f"--reuid={sandbox_uid(root)}",
+            f"--regid={sandbox_uid(root)}",
             "--clear-groups",
             "--inh-caps=-all",
             "--bounding-set=-all",

@@ -10,7 +10,7 @@ from autograder.checks.result import Verdict
 from autograder.grading import grade_step
 
 # Every check runs the learner's model code in the sandbox: minutes, not seconds.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("step01")]  # one worker: module fixtures once
+pytestmark = pytest.mark.slow
 
 CHECK_IDS = [check.id for check in step01_model.STEP.checks]
 IMAGING, WEIGHTS, MODEL = "service/imaging.py", "service/weights.py", "service/model.py"

@@ -9,7 +9,7 @@ from autograder.checks import step03_api
 from autograder.checks.result import Verdict
 
 # Every check builds the learner's app in the sandbox, some with the real model.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("step03")]  # one worker: module fixtures once
+pytestmark = pytest.mark.slow
 
 STEP_ID = "03"
 CHECK_IDS = [check.id for check in step03_api.STEP.checks]

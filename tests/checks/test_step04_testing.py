@@ -13,9 +13,9 @@ from autograder.checks import step04_testing
 from autograder.checks.result import Verdict
 from autograder.grading import grade_step
 
-# Every grading runs a whole campaign of test-suite runs. One xdist worker takes the whole module,
-# so its module fixtures (the reference suite's campaign) run once.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("step04")]
+# Every grading runs a whole campaign of test-suite runs. `make test` hands each module to one
+# worker (--dist loadscope), so its module fixtures (the reference suite's campaign) run once.
+pytestmark = pytest.mark.slow
 
 STEP_ID = "04"
 CHECK_IDS = [check.id for check in step04_testing.STEP.checks]

@@ -12,7 +12,7 @@ import pytest
 from autograder.errors import AutograderError
 from autograder.runners import offline
 
-pytestmark = [pytest.mark.container, pytest.mark.xdist_group("docker")]
+pytestmark = pytest.mark.container
 
 # Small pure-Python packages the reference requirements already put in the wheelhouse.
 PATTERNS = {

@@ -48,7 +48,8 @@ def test_code_runs_as_an_unprivileged_user_without_capabilities(mechanism, root)
         "print(os.getuid(), os.geteuid(), s.split('CapEff:')[1].split()[0])",
     )
     uid, euid, capabilities = done.output.split()
-    assert uid == euid == str(sandbox.SANDBOX_UID)
+    assert uid == euid == str(sandbox.sandbox_uid(root))
+    assert uid != "0" and sandbox.is_sandbox_uid(int(uid))
     assert int(capabilities, 16) == 0
 
 
@@ -125,6 +126,43 @@ def test_a_fork_bomb_is_contained_and_ends_at_the_deadline(mechanism, root, orph
     )
     assert done.timed_out and time.monotonic() - started < 30
     assert orphaned_sandbox_processes() == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only a root grader gives each sandbox a UID of its own")
+def test_sandboxes_side_by_side_do_not_share_their_task_limit(mechanism, tmp_path):
+    """RLIMIT_NPROC counts every process of a UID: with one UID for all sandboxes, one that uses
+    most of its tasks would leave none to another running beside it (or to a test's own forks)."""
+    import threading
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    for folder in (first, second):
+        sandbox.prepare_root(folder)
+    holds = (
+        "import subprocess, time, os\n"
+        "children = [subprocess.Popen(['sleep', '600']) for _ in range(14)]\n"
+        "open('/run/course/out/ready', 'w').close()\n"
+        "while not os.path.exists('/run/course/out/stop'):\n"
+        "    time.sleep(0.05)\n"
+    )
+    holding = threading.Thread(target=run, args=(mechanism, first, holds), kwargs={"tasks": 20, "wall_seconds": 120})
+    holding.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not (first / "out" / "ready").exists():
+            assert holding.is_alive() and time.monotonic() < deadline, "the first sandbox never got its processes"
+            time.sleep(0.05)
+        forks = (
+            "import subprocess\n"
+            "children = [subprocess.Popen(['sleep', '600']) for _ in range(10)]\n"
+            "[child.kill() for child in children]\n"
+            "print('forked')"
+        )
+        done = run(mechanism, second, forks, tasks=20)
+        assert done.output.strip() == "forked", done.output
+        assert sandbox.sandbox_uid(first) != sandbox.sandbox_uid(second)
+    finally:
+        (first / "out" / "stop").touch()
+        holding.join(120)
 
 
 def test_written_files_are_limited_in_size(mechanism, root):
