@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from autograder import course
+from autograder.release.writefiles import write_files_of
 
 # `make test` runs two workers, each taking whole modules (--dist loadscope, so each module's
 # fixtures run once). They start with the longest modules (measured; longest first), so that no
@@ -30,7 +31,7 @@ def pytest_collection_modifyitems(items):
         return LONGEST_MODULES.index(module) if module in LONGEST_MODULES else len(LONGEST_MODULES)
 
     items.sort(key=rank)  # stable: the order inside a module is kept
-from autograder.release.writefiles import write_files_of
+
 
 # The course's own container engine settings, as the autograder uses them.
 REQUIRE_DOCKER = os.environ.get("COURSE_REQUIRE_DOCKER") == "1"
