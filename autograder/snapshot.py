@@ -10,6 +10,7 @@ workspace from start to end.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ SKIPPED_FOLDERS = frozenset(
 FILE_LIMIT = 256 * 1024**2  # a baked-in weights file is about 100 MB
 TOTAL_LIMIT = 1024**3
 MAX_ENTRIES = 20_000
+MAX_DEPTH = 24  # folders within folders; a course workspace needs four
 CHUNK = 1024 * 1024
 
 
@@ -85,8 +87,19 @@ def take(
         snapshot.total_bytes += copied
         snapshot.files += 1
 
-    def walk(folder: str, relative_folder: str) -> None:
+    def copy_or_note(source_path: str, relative: str, size: int) -> None:
+        try:
+            copy_file(source_path, relative, size)
+        except OSError as error:  # unreadable, vanished meanwhile, a name too long for this system
+            with contextlib.suppress(OSError):
+                (destination / relative).unlink()
+            note(relative, f"left out: could not be copied ({error.strerror or error})")
+
+    def walk(folder: str, relative_folder: str, depth: int) -> None:
         nonlocal entries
+        if depth > MAX_DEPTH:
+            note(relative_folder, f"left out: folders nested more than {MAX_DEPTH} deep")
+            return
         try:
             listing = sorted(os.scandir(folder), key=lambda e: e.name)
         except OSError as error:
@@ -114,18 +127,22 @@ def take(
                     note(relative, "refused: a symbolic link to nothing")
                     continue
                 if stat.S_ISREG(target_info.st_mode):
-                    copy_file(target, relative, target_info.st_size)
+                    copy_or_note(target, relative, target_info.st_size)
                 else:
                     note(relative, "left out: a symbolic link to a folder (copy the files instead)")
             elif stat.S_ISDIR(info.st_mode):
                 if entry.name in SKIPPED_FOLDERS:
                     continue
-                (destination / relative).mkdir(exist_ok=True)
-                walk(entry.path, relative)
+                try:
+                    (destination / relative).mkdir(exist_ok=True)
+                except OSError as error:  # a name too long for this system, say
+                    note(relative, f"left out: could not be copied ({error.strerror})")
+                    continue
+                walk(entry.path, relative, depth + 1)
             elif stat.S_ISREG(info.st_mode):
-                copy_file(entry.path, relative, info.st_size)
+                copy_or_note(entry.path, relative, info.st_size)
             else:
                 note(relative, "left out: not a regular file (a device, pipe or socket)")
 
-    walk(str(workspace), "")
+    walk(str(workspace), "", 1)
     return snapshot

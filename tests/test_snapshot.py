@@ -64,3 +64,16 @@ def test_pipes_and_sockets_are_left_out(tmp_path):
     copy = snapshot.take(workspace, tmp_path / "copy")
     assert not (copy.root / "pipe").exists()
     assert copy.notes == ["pipe: left out: not a regular file (a device, pipe or socket)"]
+
+
+def test_folders_nested_too_deep_are_left_out_without_a_crash(tmp_path):
+    workspace = tmp_path / "workspace"
+    (workspace / "service").mkdir(parents=True)
+    (workspace / "service" / "app.py").write_text("app = None\n")
+    deep = workspace.joinpath(*["d"] * 200)  # (1,200 levels crashed the recursive walk)
+    deep.mkdir(parents=True)
+    (deep / "x").write_text("x")
+    copy = snapshot.take(workspace, tmp_path / "copy")
+    assert (copy.root / "service" / "app.py").read_text() == "app = None\n"
+    assert any(f"nested more than {snapshot.MAX_DEPTH} deep" in n for n in copy.notes), copy.notes
+    assert copy.files == 1

@@ -13,6 +13,9 @@ from pathlib import Path
 
 import numpy
 
+RESNET50_PARAMETERS = 25_557_032  # torchvision's resnet50(): what any ResNet50 with 1000 classes has
+CLASSES = 1000
+
 
 @functools.lru_cache(maxsize=2)
 def seeded_model(seed: int):

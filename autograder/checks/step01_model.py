@@ -233,10 +233,11 @@ def preprocess_matches_torchvision(ctx: Context) -> Outcome:
 )
 def random_weights_explicit(ctx: Context) -> Outcome:
     first, other = _seed(ctx), _seed(ctx)
+    batch = _batch(ctx)
     value, failure = ctx.probe(
         "step01_model:random_weights",
         {"seeds": [first, first, other], "batch": "batch.npy"},
-        inputs={"batch.npy": _npy(_batch(ctx))},
+        inputs={"batch.npy": _npy(batch)},
         files=(WEIGHTS_FILE,),
     )
     if failure:
@@ -253,6 +254,14 @@ def random_weights_explicit(ctx: Context) -> Outcome:
         return Outcome.fail(
             f"random weights must be labelled: got is_random={runs[0]['is_random']}, source={runs[0]['source']!r}"
         )
+    wanted_shape = (len(batch), reference_model.CLASSES)
+    for run in runs:
+        if run["outputs"].shape != wanted_shape or run.get("parameters") != reference_model.RESNET50_PARAMETERS:
+            return Outcome.fail(
+                f"load_resnet50(allow_random=True) must give a ResNet50 (torchvision's resnet50(weights=None)): "
+                f"got outputs of shape {tuple(run['outputs'].shape)} and {run.get('parameters')} parameters, "
+                f"expected {wanted_shape} and {reference_model.RESNET50_PARAMETERS:,}"
+            )
     same, different = runs[0]["outputs"], runs[2]["outputs"]
     if same.shape != runs[1]["outputs"].shape or not numpy.array_equal(same, runs[1]["outputs"]):
         return Outcome.fail("two classifiers with the same seed give different outputs: seed before building")

@@ -102,8 +102,15 @@ def random_weights(seeds: list[int], batch: str) -> dict:
         model, info = load_resnet50(weights_path=None, allow_random=True, seed=seed)
         with torch.inference_mode():
             outputs = model.eval()(inputs)
+        parameters = sum(int(p.numel()) for p in model.parameters())
         facts["runs"].append(
-            {"seed": seed, "is_random": bool(info.is_random), "source": str(info.source), "outputs": outputs}
+            {
+                "seed": seed,
+                "is_random": bool(info.is_random),
+                "source": str(info.source),
+                "outputs": outputs,
+                "parameters": parameters,
+            }
         )
     return facts
 

@@ -26,6 +26,7 @@ from autograder.settings import Settings, capped
 PACKAGE_NAME = "course_probes"  # the probes package's name inside the sandbox
 RESULT_LIMIT = 16 * 1024**2
 ARRAY_LIMIT = 64 * 1024**2
+ARRAYS_TOTAL_LIMIT = 256 * 1024**2  # every array a result names, a file named twice counted twice
 OUTPUT_TAIL_LINES = 15
 PROBE_ENV = {"OMP_NUM_THREADS": "2", "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
 
@@ -104,7 +105,7 @@ def _result(out: Path, finished: sandbox.Finished) -> ProbeResult:
             return ProbeResult(ok=False, crashed=True, output_tail="the probe's result was over its size limit")
         payload = json.loads(path.read_text())
         value = _decode(payload.get("value"), out) if payload.get("ok") else None
-    except (OSError, ValueError, TypeError, AttributeError) as error:
+    except (OSError, ValueError, TypeError, AttributeError, RecursionError, MemoryError) as error:
         reason = _tail(finished.output) or f"exit status {finished.returncode}"
         if not isinstance(error, FileNotFoundError):
             reason = f"its result could not be read ({type(error).__name__}); {reason}"
@@ -114,16 +115,21 @@ def _result(out: Path, finished: sandbox.Finished) -> ProbeResult:
     return ProbeResult(ok=False, error=str(payload.get("error", "an error"))[:2000], output_tail=_tail(finished.output))
 
 
-def _decode(value: object, out: Path) -> object:
-    """The JSON with every {"__npy__": name} replaced by its array (bounded, never pickled)."""
+def _decode(value: object, out: Path, loaded: list[int] | None = None) -> object:
+    """The JSON with every {"__npy__": name} replaced by its array (bounded each and in total,
+    ``loaded[0]`` counting the bytes so far; never pickled)."""
+    loaded = [0] if loaded is None else loaded
     if isinstance(value, dict):
         if set(value) == {"__npy__"}:
             name = str(value["__npy__"])
             path = out / name
             if "/" in name or path.is_symlink() or not path.is_file() or path.stat().st_size > ARRAY_LIMIT:
                 raise ValueError(f"array {name!r} is missing or too large")
+            loaded[0] += path.stat().st_size
+            if loaded[0] > ARRAYS_TOTAL_LIMIT:
+                raise ValueError("the arrays it names are too large in total")
             return numpy.load(path, allow_pickle=False)
-        return {k: _decode(v, out) for k, v in value.items()}
+        return {k: _decode(v, out, loaded) for k, v in value.items()}
     if isinstance(value, list):
-        return [_decode(v, out) for v in value]
+        return [_decode(v, out, loaded) for v in value]
     return value

@@ -110,6 +110,19 @@ VARIANTS = {
         ],
         "labelled",
     ),
+    "not-a-resnet50": (  # a seeded, labelled, reproducible stand-in that is no ResNet50
+        "01.random-weights-explicit",
+        [
+            (
+                WEIGHTS,
+                "    model = resnet50(weights=None)  # the architecture only: never a download\n",
+                "    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.LazyLinear(3))\n"
+                "    if state is not None:\n"
+                "        model = resnet50(weights=None)\n",
+            )
+        ],
+        "must give a ResNet50",
+    ),
     "missing-file-falls-back": (
         "01.weights-file-loaded",
         [

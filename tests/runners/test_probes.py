@@ -74,6 +74,33 @@ def test_a_forged_array_reference_cannot_reach_outside_the_output_folder(runner_
     assert result.crashed and "could not be read" in result.output_tail
 
 
+def test_one_array_named_many_times_is_bounded_in_total(runner_for):
+    """Each array file is bounded; so is the sum of every reference (one file named 40 times once
+    took the grader to 2.4 GB)."""
+    runner = runner_for(
+        "import json, os, sys\n"
+        "import numpy\n"
+        "out = os.path.join(sys.argv[1], 'out')\n"
+        "numpy.save(os.path.join(out, 'a.npy'), numpy.zeros(20_000_000, numpy.uint8))\n"
+        "with open(os.path.join(out, 'result.json'), 'w') as result:\n"
+        "    json.dump({'ok': True, 'value': [{'__npy__': 'a.npy'}] * 40}, result)\n"
+        "os._exit(0)\n"
+    )
+    result = runner("step01_model:import_modules", {"wanted": {"learner": []}})
+    assert result.crashed and "could not be read (ValueError)" in result.output_tail
+
+
+def test_a_result_nested_beyond_the_parsers_depth_is_a_crash(runner_for):
+    runner = runner_for(
+        "import os, sys\n"
+        "with open(os.path.join(sys.argv[1], 'out', 'result.json'), 'w') as out:\n"
+        "    out.write('{\"ok\": true, \"value\": ' + '[' * 200_000 + ']' * 200_000 + '}')\n"
+        "os._exit(0)\n"
+    )
+    result = runner("step01_model:import_modules", {"wanted": {"learner": []}})
+    assert result.crashed and "could not be read" in result.output_tail
+
+
 def test_the_harness_writes_arrays_next_to_the_json(tmp_path, monkeypatch):
     monkeypatch.setattr(harness, "ROOT", tmp_path)
     (tmp_path / "out").mkdir()
