@@ -120,7 +120,8 @@ class Grading:
         self._made: dict[str, object] = {}
 
     def __enter__(self) -> Grading:
-        self.scratch = Path(tempfile.mkdtemp(prefix="grading-"))
+        remove_stale_scratch()
+        self.scratch = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-"))
         self._cleanup.callback(shutil.rmtree, self.scratch, True)
         try:
             self.snapshot = snapshot.take(
@@ -230,6 +231,25 @@ class Grading:
             self._weights.prepare_next()
         service.weights_seed = seed
         return service
+
+
+SCRATCH_PREFIX = "grading-"  # then the grading's PID: a killed grading's folder is known by it
+
+
+def remove_stale_scratch() -> list[Path]:
+    """Remove the scratch folders of gradings that were killed (SIGKILL allows no clean-up, and
+    each holds a snapshot and a 100 MB weights file); never one of a grading still running."""
+    removed = []
+    for folder in Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*-*"):
+        pid = folder.name.removeprefix(SCRATCH_PREFIX).split("-", 1)[0]
+        try:
+            mine = folder.is_dir() and not folder.is_symlink() and folder.stat().st_uid == os.getuid()
+        except OSError:
+            continue
+        if mine and pid.isdigit() and not processes.alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
 
 
 class GradingWeights:
