@@ -21,12 +21,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import nbformat
-
 from autograder import checks, course
 from autograder.errors import AutograderError
 from autograder.grading import StepReport
-from autograder.release.writefile_stubs import writefile_target
 from autograder.settings import current
 
 WORKSPACE_PREFIX = course.WORKSPACE_NAME + "/"
@@ -41,6 +38,12 @@ def step_files(step: course.Step) -> list[str]:
     source = step.solution_notebook
     if not source.is_file():
         source = course.EXERCISES_DIR / course.ASSIGNMENT / step.notebook
+    # Imported here: nbformat and nbgrader take seconds to import (jsonschema's format parsers),
+    # and only catch-up and the files of a step need them, never a checkpoint's grading.
+    import nbformat
+
+    from autograder.release.writefile_stubs import writefile_target
+
     notebook = nbformat.read(str(source), as_version=4)
     files: list[str] = []
     for cell in notebook.cells:
