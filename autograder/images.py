@@ -61,7 +61,6 @@ def build(context: Path, workspace: Path) -> docker_runner.BuildResult:
         )
     with _record() as known:
         _remember(known, digest, workspace, built.image_id, built.step_images)
-        known["steps"][built.image_id] = list(built.step_images)
     return built
 
 
@@ -119,6 +118,7 @@ def _pinned_ids() -> set[str]:
 
 def _remember(known: dict, digest: str, workspace: Path, image_id: str, steps) -> None:
     """Record the build (or reuse); the image and the step images behind it count as just used."""
+    known["steps"][image_id] = list(steps)
     known["contexts"][digest] = image_id
     known["workspaces"][workspace_label(workspace)] = image_id
     now = time.time()

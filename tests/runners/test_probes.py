@@ -52,52 +52,44 @@ def test_a_hard_exit_is_a_crash_not_a_result(runner_for):
     assert result.crashed and "died" in result.describe_failure()
 
 
-def test_a_huge_forged_result_is_refused(runner_for):
+def _forged(runner_for, text: str, prelude: str = ""):
+    """The result of a probe whose learner code writes the result file itself (``text``, a Python
+    expression run inside) and exits before the probe can."""
     runner = runner_for(
-        "import os, sys\n"
-        "with open(os.path.join(sys.argv[1], 'out', 'result.json'), 'w') as out:\n"
-        "    out.write('{\"ok\": true, \"value\": \"' + 'x' * (20 * 1024 * 1024) + '\"}')\n"
+        "import json, os, sys\n"
+        "import numpy\n"
+        "out = os.path.join(sys.argv[1], 'out')\n"
+        f"{prelude}"
+        "with open(os.path.join(out, 'result.json'), 'w') as result:\n"
+        f"    result.write({text})\n"
         "os._exit(0)\n"
     )
-    result = runner("step01_model:import_modules", {"wanted": {"learner": []}})
+    return runner("step01_model:import_modules", {"wanted": {"learner": []}})
+
+
+def test_a_huge_forged_result_is_refused(runner_for):
+    result = _forged(runner_for, "'{\"ok\": true, \"value\": \"' + 'x' * (20 * 1024 * 1024) + '\"}'")
     assert result.crashed and "size limit" in result.output_tail
 
 
 def test_a_forged_array_reference_cannot_reach_outside_the_output_folder(runner_for):
-    runner = runner_for(
-        "import json, os, sys\n"
-        "with open(os.path.join(sys.argv[1], 'out', 'result.json'), 'w') as out:\n"
-        "    json.dump({'ok': True, 'value': {'__npy__': '../../etc/passwd'}}, out)\n"
-        "os._exit(0)\n"
-    )
-    result = runner("step01_model:import_modules", {"wanted": {"learner": []}})
+    result = _forged(runner_for, "json.dumps({'ok': True, 'value': {'__npy__': '../../etc/passwd'}})")
     assert result.crashed and "could not be read" in result.output_tail
 
 
 def test_one_array_named_many_times_is_bounded_in_total(runner_for):
     """Each array file is bounded; so is the sum of every reference (one file named 40 times once
     took the grader to 2.4 GB)."""
-    runner = runner_for(
-        "import json, os, sys\n"
-        "import numpy\n"
-        "out = os.path.join(sys.argv[1], 'out')\n"
-        "numpy.save(os.path.join(out, 'a.npy'), numpy.zeros(20_000_000, numpy.uint8))\n"
-        "with open(os.path.join(out, 'result.json'), 'w') as result:\n"
-        "    json.dump({'ok': True, 'value': [{'__npy__': 'a.npy'}] * 40}, result)\n"
-        "os._exit(0)\n"
+    result = _forged(
+        runner_for,
+        "json.dumps({'ok': True, 'value': [{'__npy__': 'a.npy'}] * 40})",
+        prelude="numpy.save(os.path.join(out, 'a.npy'), numpy.zeros(20_000_000, numpy.uint8))\n",
     )
-    result = runner("step01_model:import_modules", {"wanted": {"learner": []}})
     assert result.crashed and "could not be read (ValueError)" in result.output_tail
 
 
 def test_a_result_nested_beyond_the_parsers_depth_is_a_crash(runner_for):
-    runner = runner_for(
-        "import os, sys\n"
-        "with open(os.path.join(sys.argv[1], 'out', 'result.json'), 'w') as out:\n"
-        "    out.write('{\"ok\": true, \"value\": ' + '[' * 200_000 + ']' * 200_000 + '}')\n"
-        "os._exit(0)\n"
-    )
-    result = runner("step01_model:import_modules", {"wanted": {"learner": []}})
+    result = _forged(runner_for, "'{\"ok\": true, \"value\": ' + '[' * 200_000 + ']' * 200_000 + '}'")
     assert result.crashed and "could not be read" in result.output_tail
 
 
