@@ -99,15 +99,59 @@ if len(sys.argv) > 2 and ":" in sys.argv[2]:
 """
 
 
+def _graded_forgery(workspace: Path, step: str, forger: str) -> list:
+    """The results of ``step`` on the reference with ``forger`` as service/__init__.py, checked
+    to earn at most the point of "the files import", the only verdict resting on the learner's
+    word (their sources are complete); every other check failed."""
+    (workspace / "service" / "__init__.py").write_text(forger)
+    results = grade_step(step, workspace).results
+    assert sum(r.points for r in results) <= 1, {r.id: r.points for r in results}
+    others = [r for r in results if r.id != f"{step}.files-complete"]
+    assert all(r.verdict is Verdict.FAILED for r in others), [(r.id, r.message) for r in others]
+    return others
+
+
 def test_a_forged_probe_result_earns_nothing_on_step_01(reference_workspace, copy_of):
-    workspace = copy_of(reference_workspace)
-    (workspace / "service" / "__init__.py").write_text(FORGER)
-    report = grade_step("01", workspace)
-    points = {r.id: r.points for r in report.results}
-    # Only "the files import" rests on the learner's own word (their sources are complete);
-    # every value the verdicts compare is the grader's, drawn for this run.
-    assert sum(points.values()) <= 1, points
-    assert all(r.verdict is Verdict.FAILED for r in report.results if r.id != "01.files-complete")
+    # Every value the verdicts compare is the grader's, drawn for this run.
+    _graded_forgery(copy_of(reference_workspace), "01", FORGER)
+
+
+def _problem(status: int) -> dict:
+    document = {"type": "about:blank", "title": "x", "status": status, "detail": "x"}
+    return {"status": status, "mimetype": "application/problem+json", "headers": {"allow": "POST"},
+            "json": document, "text": json.dumps(document)}  # fmt: skip
+
+
+# Step 03's answers whose expected value is a constant (a 404 problem, a 405 with Allow...), as
+# a forger would write them into the probe's result, with the "serving" fact set and nothing
+# listening: what earned 7/20 when the probes sent the requests inside the learner's process.
+CANNED_03 = {
+    "errors": {},
+    "no file (empty multipart)": _problem(400),
+    "no body": _problem(400),
+    "unknown path": _problem(404),
+    "GET /predict": _problem(405),
+    "DELETE /health": _problem(405),
+    "small raw": {"status": 200},
+    **{name: _problem(413) for name in ("large raw", "large multipart", "large chunked")},
+}
+SERVER_FORGER = f"""
+import json, os, sys
+__version__ = "0.1.0"
+if len(sys.argv) > 2 and ":" in sys.argv[2]:
+    out = os.path.join(sys.argv[1], "out")
+    with open(os.path.join(out, "result.json"), "w") as result:
+        json.dump({{"ok": True, "value": json.loads({json.dumps(json.dumps(CANNED_03))})}}, result)
+    with open(os.path.join(out, "facts.json"), "w") as facts:
+        json.dump({{"ready": True, "apps": {{"app": {{"routes": []}}}}}}, facts)
+    os._exit(0)
+"""
+
+
+def test_a_forged_result_earns_nothing_on_step_03(reference_workspace, copy_of):
+    # The verdicts are about answers the grader received over the app's socket: none came.
+    failed = _graded_forgery(copy_of(reference_workspace), "03", SERVER_FORGER)
+    assert all("died while the grader sent it requests" in r.message for r in failed), [r.message for r in failed]
 
 
 # Finds the grader and the reference through /proc and the file system, and runs the reference's

@@ -88,8 +88,51 @@ class LintFinding:
 
 class ProbeRunner(Protocol):
     def __call__(
-        self, probe: str, arguments: dict, *, inputs: dict | None = None, timeout: float = ...
+        self,
+        probe: str,
+        arguments: dict,
+        *,
+        inputs: dict | None = None,
+        timeout: float = ...,
+        drive: Callable[[Served], dict] | None = None,
     ) -> ProbeResult: ...
+
+
+class HttpClient(Protocol):
+    """Bounded requests to one app a probe serves; each answer is a dict of plain facts
+    (status, mimetype, headers with lower-case names, json or None, text)."""
+
+    def request(
+        self,
+        method: str,
+        target: str,
+        body: bytes | None = None,
+        *,
+        content_type: str | None = None,
+        headers: dict | None = None,
+        chunked: bool = False,
+        text_limit: int | None = ...,
+    ) -> dict: ...
+
+    def get(self, target: str, **kwargs) -> dict: ...
+
+    def post(self, target: str, body: bytes | None = None, **kwargs) -> dict: ...
+
+    def delete(self, target: str, **kwargs) -> dict: ...
+
+
+class Served(Protocol):
+    """A probe that serves, as its drive function sees it (runners.probes.Served)."""
+
+    def client(self, app: str, *, timeout: float = ...) -> HttpClient: ...
+
+    def facts(self) -> dict:
+        """What the probe's process noted: seen from inside, so never a verdict alone."""
+
+    def app_facts(self, app: str) -> dict: ...
+
+    def release(self) -> None:
+        """Let the probe go on (a slow loader returns)."""
 
 
 class SuiteRunner(Protocol):
@@ -243,14 +286,20 @@ class Context:
         files: tuple[str, ...] = (),
         inputs: dict[str, bytes | Path] | None = None,
         timeout: float = 120,
+        drive: Callable[[Served], dict] | None = None,
     ) -> tuple[object | None, str]:
         """Run the probe ``name`` ("module:function" of autograder.probes) with ``arguments``
         once the workspace ``files`` it reads exist; return (observations, "") or (None, a
-        failure message for the learner)."""
+        failure message for the learner). With ``drive``, the probe serves and ``drive`` sends
+        it requests from the grader's process (runners.probes.ProbeRunner)."""
         for relative in files:
             if not self.file(relative).is_file():
                 return None, f"{relative} does not exist in {self.workspace}: run the cell that writes it"
-        result = self.resource("probe")(name, arguments or {}, inputs=inputs, timeout=timeout)
+        runner = self.resource("probe")
+        if drive is None:
+            result = runner(name, arguments or {}, inputs=inputs, timeout=timeout)
+        else:
+            result = runner(name, arguments or {}, inputs=inputs, timeout=timeout, drive=drive)
         if not result.ok:
             return None, result.describe_failure()
         return result.value, ""

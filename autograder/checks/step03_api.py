@@ -1,10 +1,11 @@
-"""Step 03, the Flask API: grades ``service/app.py`` and its helpers through Flask's test client.
+"""Step 03, the Flask API: grades ``service/app.py`` and its helpers by sending them requests.
 
-Each probe (``autograder/probes/step03_api.py``) builds the learner's application in the sandbox
-with explicit settings and, except where the real model is the point, a stand-in classifier made
-of the learner's own ``Prediction`` and ``WeightsInfo``: the verdicts then concern the HTTP layer
-only, and a probe takes seconds. Paths, limits, ids, messages and images are drawn for each run;
-the probes collect the answers and the judging happens here, in the grader's process.
+The probe ``step03_api:serve`` builds the learner's applications in the sandbox with explicit
+settings and, except where the real model is the point, a stand-in classifier made of the
+learner's own ``Prediction`` and ``WeightsInfo`` (the verdicts then concern the HTTP layer only),
+and serves them on Unix sockets; ``step03_requests`` sends the requests from the grader's process
+and collects the answers, and the judging happens here. Paths, limits, ids, messages and images
+are drawn for each run.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import json
 import re
 import string
 
-from autograder.checks import reference_model
+from autograder.checks import reference_model, step03_requests
 from autograder.checks.context import Context
 from autograder.checks.registry import StepChecks
 from autograder.checks.result import Outcome
@@ -37,7 +38,13 @@ def _probe(
     inputs: dict | None = None,
     timeout: float = 120,
 ) -> tuple[dict | None, Outcome | None]:
-    value, failure = ctx.probe(f"step03_api:{probe}", arguments, files=FILES, inputs=inputs, timeout=timeout)
+    if probe == "import_modules":
+        value, failure = ctx.probe(f"step03_api:{probe}", arguments, files=FILES, inputs=inputs, timeout=timeout)
+    else:  # the app served in the sandbox, the requests sent from here
+        talk = getattr(step03_requests, probe)(**arguments)
+        value, failure = ctx.probe(
+            step03_requests.PROBE, talk.arguments, files=FILES, inputs=inputs, timeout=timeout, drive=talk.drive
+        )
     if failure:
         if "NotImplementedError (service/" in failure and not any(f"({name}," in failure for name in FILES):
             failure += (
@@ -194,7 +201,6 @@ def predict_contract(ctx: Context) -> Outcome:
             "content_type": "image/png",
             "top_k": wanted_k[name],
         }
-    files["weights.pt"] = reference_model.weights_file(seed, ctx.scratch)
     refused = {"above_max": str(top_k_max + rng.randint(1, 5)), "not_a_number": _word(ctx, 5)}
     value, failed = _probe(
         ctx,
@@ -202,11 +208,12 @@ def predict_contract(ctx: Context) -> Outcome:
         {
             "weights": "weights.pt",
             "uploads": uploads,
+            "files": files,
             "env": {"TOP_K_DEFAULT": str(top_k_default), "TOP_K_MAX": str(top_k_max)},
             "refused": refused,
         },
         "POST /predict",
-        inputs=files,
+        inputs={"weights.pt": reference_model.weights_file(seed, ctx.scratch)},
         timeout=180,
     )
     if failed:

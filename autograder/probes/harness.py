@@ -6,7 +6,9 @@ is ``ROOT/workspace`` (read-only), and the result goes to ``ROOT/out/result.json
 in a result are written next to it as ``.npy`` files and named in the JSON.
 
 The learner's code runs in this process and could write that file itself: nothing in it is a
-verdict, only observations that the grader compares with values it computed outside.
+verdict, only observations that the grader compares with values it computed outside. Where the
+contract is what a server answers (step 03), the probe serves instead (``serving``) and the
+grader sends the requests from its own process.
 """
 
 from __future__ import annotations
@@ -15,11 +17,21 @@ import importlib
 import json
 import os
 import sys
+import threading
 import traceback
 from pathlib import Path
 
 ROOT = Path("/run/course")
 ARRAY_KEY = "__npy__"
+# A probe that serves (see ``serving``) notes what only its process can see in FACTS_FILE; the
+# grader creates RELEASE_FILE when the probe may go on (a slow loader may return, say), and
+# judges the output that follows the SERVING line.
+FACTS_FILE = "facts.json"
+RELEASE_FILE = "release"
+SERVING = "--- the grader's requests start here ---"
+
+_facts: dict = {"ready": False, "apps": {}}
+_facts_lock = threading.Lock()
 
 
 def input_path(name: str) -> str:
@@ -29,6 +41,28 @@ def input_path(name: str) -> str:
 
 def workspace() -> str:
     return str(ROOT / "workspace")
+
+
+def note(app: str | None, key: str, value: object = None, *, add: int = 0) -> None:
+    """Record a fact (of one served app, or of the process) and rewrite FACTS_FILE atomically."""
+    with _facts_lock:
+        target = _facts["apps"].setdefault(app, {}) if app else _facts
+        target[key] = target.get(key, 0) + add if add else value
+        partial = ROOT / "out" / (FACTS_FILE + ".partial")
+        partial.write_text(json.dumps(_facts))
+        partial.replace(ROOT / "out" / FACTS_FILE)
+
+
+def released() -> bool:
+    return (ROOT / "out" / RELEASE_FILE).exists()
+
+
+def serving() -> None:
+    """Tell the grader every server listens, then wait to be killed (a serving probe's end)."""
+    sys.stderr.flush()
+    print(SERVING, flush=True)
+    note(None, "ready", True)
+    threading.Event().wait()
 
 
 def _encode(value, arrays: list) -> object:

@@ -1,5 +1,7 @@
 """Running the probes of ``autograder.probes`` against a workspace snapshot, in the sandbox.
 
+A probe either returns its observations in a result file, or serves (step 03's apps on Unix
+sockets) while a drive function of the checks sends it requests from the grader's process.
 Each call is a fresh sandbox: the snapshot read-only, the probe's arguments and input files
 read-only, an empty output folder, nothing carried over from the call before. What comes back is
 read with bounds (the result file's size, each array's size) and becomes a ProbeResult; a
@@ -8,19 +10,22 @@ missing or unreadable result is a crash, never a pass.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy
 
-from autograder import probes
+from autograder import interrupts, probes
 from autograder.checks.context import ProbeResult
-from autograder.runners import sandbox
+from autograder.probes import harness
+from autograder.runners import sandbox, unix_http
 from autograder.settings import Settings, capped
 
 PACKAGE_NAME = "course_probes"  # the probes package's name inside the sandbox
@@ -56,7 +61,11 @@ class ProbeRunner:
         *,
         inputs: Mapping[str, bytes | Path] | None = None,
         timeout: float = 120.0,
+        drive: Callable[[Served], dict] | None = None,
     ) -> ProbeResult:
+        """Run ``probe`` and read its result; or, with ``drive``, a probe that serves: once it
+        says it is serving, ``drive`` talks to it from here and what ``drive`` returns (with the
+        output after the SERVING line as "log") is the observation."""
         root = Path(tempfile.mkdtemp(prefix="probe-", dir=self._scratch))
         try:
             sandbox.prepare_root(root)
@@ -66,6 +75,7 @@ class ProbeRunner:
                 _place(content, root / "in" / name)
             sandbox.make_readable(root / "in")
             inside = self.mechanism.inside(root)
+            conversation = _Conversation(root / "out", drive) if drive else None
             finished = sandbox.run(
                 [sys.executable, "-I", f"{inside}/lib/{PACKAGE_NAME}/run.py", inside, probe],
                 root=root,
@@ -74,10 +84,86 @@ class ProbeRunner:
                 binds={"workspace": self.snapshot, "lib": self._lib},
                 env=PROBE_ENV,
                 cwd="/tmp" if self.mechanism.sandboxed else str(root / "out"),
+                during=conversation,
             )
+            if conversation:
+                return conversation.result(finished)
             return _result(root / "out", finished)
         finally:
             shutil.rmtree(root, ignore_errors=True)
+
+
+class Served:
+    """What a drive function may use: a client for each app the probe serves, the facts it noted."""
+
+    def __init__(self, out: Path):
+        self.out = out
+
+    def client(self, app: str, *, timeout: float = 30.0) -> unix_http.Client:
+        return unix_http.Client(self.out / f"{app}.sock", timeout=timeout)
+
+    def facts(self) -> dict:
+        """What the probe noted (harness.note); {} while there is nothing readable."""
+        path = self.out / harness.FACTS_FILE
+        try:
+            if path.is_symlink() or path.stat().st_size > RESULT_LIMIT:
+                return {}
+            facts = json.loads(path.read_text())
+        except (OSError, ValueError, RecursionError):
+            return {}
+        return facts if isinstance(facts, dict) else {}
+
+    def app_facts(self, app: str) -> dict:
+        found = (self.facts().get("apps") or {}).get(app)
+        return found if isinstance(found, dict) else {}
+
+    def release(self) -> None:
+        (self.out / harness.RELEASE_FILE).touch()
+
+
+class _Conversation:
+    """sandbox.run's ``during`` for a serving probe: wait until it serves, then drive it."""
+
+    def __init__(self, out: Path, drive: Callable[[Served], dict]):
+        self.served, self.drive = Served(out), drive
+        self.value: dict | None = None
+        self.error = ""
+        self.serving = self.died = False
+
+    def __call__(self, process) -> None:
+        while not self.served.facts().get("ready"):
+            interrupts.raise_if_interrupted()
+            if process.poll() is not None:  # it ended, or the deadline killed it: its last word
+                if not self.served.facts().get("ready"):
+                    return
+                break
+            time.sleep(0.05)
+        self.serving = True
+        try:
+            self.value = self.drive(self.served)
+        except (OSError, http.client.HTTPException, unix_http.ResponseTooLarge) as error:
+            self.error = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+            self.died = process.poll() is not None
+
+    def result(self, finished: sandbox.Finished) -> ProbeResult:
+        if finished.timed_out:
+            return ProbeResult(ok=False, timed_out=True, output_tail=_tail(finished.output))
+        if not self.serving:
+            # Why it never served: the harness's result (the learner's error), else the output.
+            # A result saying ok cannot stand in for the answers it never gave.
+            failed = _result(self.served.out, finished)
+            if failed.ok:
+                last = _last_line(finished.output)
+                return ProbeResult(ok=False, error=f"your code ended before the app was served{last}")
+            return failed
+        if self.value is None:
+            if self.died:
+                why = f"your app's process died while the grader sent it requests{_last_line(finished.output)}"
+            else:
+                why = f"a request to your app failed ({self.error})"
+            return ProbeResult(ok=False, error=why, output_tail=_tail(finished.output))
+        _, marker, log = finished.output.partition(harness.SERVING)
+        return ProbeResult(ok=True, value={**self.value, "log": log if marker else finished.output})
 
 
 def _place(content: bytes | Path, destination: Path) -> None:
@@ -88,6 +174,11 @@ def _place(content: bytes | Path, destination: Path) -> None:
         os.link(content, destination)  # weights files are large: no copy where a link will do
     except OSError:
         shutil.copyfile(content, destination)
+
+
+def _last_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return f" (its last output: {lines[-1][:300]})" if lines else ""
 
 
 def _tail(text: str) -> str:

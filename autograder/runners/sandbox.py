@@ -26,7 +26,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -388,12 +388,17 @@ def run(
     binds: Mapping[str, Path] | None = None,
     env: Mapping[str, str] | None = None,
     cwd: str | None = None,
+    during: Callable[[subprocess.Popen], None] | None = None,
 ) -> Finished:
     """Run ``command`` confined by ``mechanism`` with the grading root ``root`` (prepared with
     ``prepare_root``); kill everything it started at the deadline, on Ctrl-C, or when it ends.
 
     ``binds`` shows other folders of the grader read-only at ``ROOT/name`` (a workspace
-    snapshot shared by several runs, say); without a sandbox they are linked there instead."""
+    snapshot shared by several runs, say); without a sandbox they are linked there instead.
+
+    ``during``, when given, is called in the grader's thread while the command runs (to talk to a
+    server it started, say); when it returns, the command is killed. The deadline still holds:
+    at the deadline the command is killed under it, so whatever it waits on fails at once."""
     writable = tuple(writable)
     inside = mechanism.inside(root)
     cwd = cwd or inside
@@ -427,7 +432,17 @@ def run(
     timed_out = False
     try:
         deadline = started + limits.wall_seconds
-        while process.poll() is None:
+        if during is not None:
+            stop = threading.Event()
+            watchdog = threading.Thread(target=_kill_at, args=(process, deadline, stop), name="sandbox-deadline")
+            watchdog.start()
+            try:
+                during(process)
+            finally:
+                timed_out = time.monotonic() >= deadline
+                stop.set()
+                watchdog.join()
+        while during is None and process.poll() is None:
             interrupts.raise_if_interrupted()
             if time.monotonic() >= deadline:
                 timed_out = True
@@ -451,6 +466,12 @@ def run(
         output_bytes=output.total,
         sandboxed=mechanism.sandboxed,
     )
+
+
+def _kill_at(process: subprocess.Popen, deadline: float, stop: threading.Event) -> None:
+    """Kill ``process``'s group at ``deadline`` unless ``stop`` is set first."""
+    if not stop.wait(max(deadline - time.monotonic(), 0)):
+        _kill_group(process)
 
 
 def _kill_group(process: subprocess.Popen) -> None:

@@ -18,7 +18,7 @@ from autograder.settings import current
 def runner_for(tmp_path):
     def make(module_source: str, name: str = "learner.py") -> probes.ProbeRunner:
         workspace = tmp_path / "workspace"
-        workspace.mkdir(exist_ok=True)
+        (workspace / name).parent.mkdir(parents=True, exist_ok=True)
         (workspace / name).write_text(module_source)
         settings = current()
         return probes.ProbeRunner(workspace, sandbox.mechanism(settings), settings, tmp_path)
@@ -101,3 +101,52 @@ def test_the_harness_writes_arrays_next_to_the_json(tmp_path, monkeypatch):
     assert encoded == {"values": {"__npy__": "array-0.npy"}, "n": 1}
     decoded = probes._decode(json.loads(json.dumps(encoded)), tmp_path / "out")
     assert decoded["values"].shape == (2, 3) and decoded["values"][1, 2] == 5.0
+
+
+# A serving probe: the learner's app answers the grader's requests from outside its process.
+
+
+def _health(served) -> dict:
+    return {"health": served.client("app").get("/health")}
+
+
+@pytest.mark.slow
+def test_a_served_app_answers_requests_sent_from_the_grader(reference_workspace, tmp_path):
+    settings = current()
+    runner = probes.ProbeRunner(reference_workspace, sandbox.mechanism(settings), settings, tmp_path)
+    result = runner("step03_api:serve", {"apps": {"app": {}}}, drive=_health)
+    assert result.ok, result.describe_failure()
+    assert result.value["health"]["status"] == 200 and result.value["health"]["mimetype"] == "application/json"
+    assert "log" in result.value
+
+
+def test_a_forged_result_cannot_stand_in_for_a_server(runner_for):
+    """Code that writes an all-good result and the ready fact, then exits, answered nothing."""
+    runner = runner_for(
+        "import json, os, sys\n"
+        "out = os.path.join(sys.argv[1], 'out')\n"
+        "json.dump({'ok': True, 'value': {'health': {'status': 200}}}, open(os.path.join(out, 'result.json'), 'w'))\n"
+        "json.dump({'ready': True}, open(os.path.join(out, 'facts.json'), 'w'))\n"
+        "os._exit(0)\n",
+        name="service/__init__.py",
+    )
+    result = runner("step03_api:serve", {"apps": {"app": {}}}, drive=_health)
+    assert not result.ok and "died while the grader sent it requests" in result.describe_failure(), result
+
+
+def test_a_server_that_never_answers_is_stopped_at_the_deadline(runner_for):
+    runner = runner_for(
+        "import json, os, socket, sys, time\n"
+        "out = os.path.join(sys.argv[1], 'out')\n"
+        "listener = socket.socket(socket.AF_UNIX)\n"
+        "listener.bind(os.path.join(out, 'app.sock'))\n"
+        "listener.listen()\n"
+        "json.dump({'ready': True}, open(os.path.join(out, 'facts.json'), 'w'))\n"
+        "held = [listener.accept() for _ in range(3)]\n"
+        "time.sleep(3600)\n",
+        name="service/__init__.py",
+    )
+    started = time.monotonic()
+    result = runner("step03_api:serve", {"apps": {"app": {}}}, drive=_health, timeout=3)
+    assert result.timed_out, result
+    assert time.monotonic() - started < 15
