@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import socket
 import threading
 import time
 
@@ -120,6 +121,21 @@ def _quiet_handler():
     return Quiet
 
 
+def _listen(make_server, path, app):
+    """A threaded server of ``app`` on the Unix socket ``path``. The socket is bound here, from
+    its folder, since a socket address holds 107 bytes and an unsandboxed grading's scratch
+    folder can be deeper than that."""
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    here = os.getcwd()
+    os.chdir(path.parent)
+    try:
+        listener.bind(path.name)
+    finally:
+        os.chdir(here)
+    listener.listen(64)
+    return make_server(f"unix://{path}", 0, app, threaded=True, request_handler=_quiet_handler(), fd=listener.fileno())
+
+
 def serve(apps: dict[str, dict], bad_port: str = "") -> None:
     """Serve each app of ``apps`` (name -> {"env", "model", "before"...}) until killed.
 
@@ -136,8 +152,7 @@ def serve(apps: dict[str, dict], bad_port: str = "") -> None:
             create_app(settings(env), classifier=StandInClassifier(None))
         app = create_app(settings(env), **_dependencies(name, spec))
         note(name, "routes", _routes(app))
-        socket_path = harness.ROOT / "out" / f"{name}.sock"
-        servers.append(make_server(f"unix://{socket_path}", 0, app, threaded=True, request_handler=_quiet_handler()))
+        servers.append(_listen(make_server, harness.ROOT / "out" / f"{name}.sock", app))
     if bad_port:
         from service.config import ConfigError
 

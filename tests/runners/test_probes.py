@@ -111,9 +111,15 @@ def _health(served) -> dict:
 
 
 @pytest.mark.slow
-def test_a_served_app_answers_requests_sent_from_the_grader(reference_workspace, tmp_path):
+@pytest.mark.parametrize("confined", [True, False], ids=["sandboxed", "unsandboxed"])
+def test_a_served_app_answers_requests_sent_from_the_grader(reference_workspace, tmp_path, confined):
     settings = current()
-    runner = probes.ProbeRunner(reference_workspace, sandbox.mechanism(settings), settings, tmp_path)
+    mechanism = sandbox.mechanism(settings) if confined else sandbox.Mechanism("none", "a test")
+    # Deeper than a socket address holds (107 bytes): the server binds, and the client connects,
+    # through the folder.
+    scratch = tmp_path / ("deep-" * 20)
+    scratch.mkdir()
+    runner = probes.ProbeRunner(reference_workspace, mechanism, settings, scratch)
     result = runner("step03_api:serve", {"apps": {"app": {}}}, drive=_health)
     assert result.ok, result.describe_failure()
     assert result.value["health"]["status"] == 200 and result.value["health"]["mimetype"] == "application/json"
