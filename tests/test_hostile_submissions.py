@@ -100,9 +100,9 @@ if len(sys.argv) > 2 and ":" in sys.argv[2]:
 
 
 def _graded_forgery(workspace: Path, step: str, forger: str) -> list:
-    """The results of ``step`` on the reference with ``forger`` as service/__init__.py, checked
-    to earn at most the point of "the files import", the only verdict resting on the learner's
-    word (their sources are complete); every other check failed."""
+    """The results of ``step`` on ``workspace`` with ``forger`` as service/__init__.py, checked to
+    earn at most the point of "the files import", the only verdict resting on the learner's word
+    (their sources are complete); every other check failed."""
     (workspace / "service" / "__init__.py").write_text(forger)
     results = grade_step(step, workspace).results
     assert sum(r.points for r in results) <= 1, {r.id: r.points for r in results}
@@ -152,6 +152,33 @@ def test_a_forged_result_earns_nothing_on_step_03(reference_workspace, copy_of):
     # The verdicts are about answers the grader received over the app's socket: none came.
     failed = _graded_forgery(copy_of(reference_workspace), "03", SERVER_FORGER)
     assert all("died while the grader sent it requests" in r.message for r in failed), [r.message for r in failed]
+
+
+# Step 02's answers forged from the probe's own arguments: Settings frozen, and the startup
+# command "exiting 0 with the port it was given" and "2 naming the bad variables". What earned
+# 4/10 when the probe ran `python -m service.config` and reported what it saw.
+CONFIG_FORGER = """
+import json, os, sys
+if len(sys.argv) > 2 and ":" in sys.argv[2]:
+    args = json.load(open(os.path.join(sys.argv[1], "in", "args.json")))
+    environs = args.get("environs", {})
+    port = environs.get("good", {}).get("PORT", "8080")
+    value = {
+        "frozen": True,
+        "good": {"status": 0, "stdout": f"port = {port}", "stderr": ""},
+        "bad": {"status": 2, "stdout": "", "stderr": " ".join(environs.get("bad", {}))},
+    }
+    with open(os.path.join(sys.argv[1], "out", "result.json"), "w") as result:
+        json.dump({"ok": True, "value": value}, result)
+    os._exit(0)
+"""
+
+
+def test_a_forged_result_earns_nothing_on_step_02(blank_workspace, copy_of):
+    # config.py left as handed out: the command's exit status and output are seen from outside,
+    # the environments drawn for this run.
+    failed = _graded_forgery(copy_of(blank_workspace), "02", CONFIG_FORGER)
+    assert "NotImplementedError" in next(r.message for r in failed if r.id == "02.startup-command")
 
 
 # Finds the grader and the reference through /proc and the file system, and runs the reference's

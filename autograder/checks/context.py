@@ -98,6 +98,11 @@ class ProbeRunner(Protocol):
     ) -> ProbeResult: ...
 
 
+class CommandRunner(Protocol):
+    def command(self, argv: list[str], *, env: dict | None = None, timeout: float = ...) -> ProbeResult:
+        """``argv`` run in the workspace, in the sandbox: {"status", "stdout", "stderr"} as seen from outside."""
+
+
 class HttpClient(Protocol):
     """Bounded requests to one app a probe serves; each answer is a dict of plain facts
     (status, mimetype, headers with lower-case names, json or None, text)."""
@@ -300,6 +305,20 @@ class Context:
             result = runner(name, arguments or {}, inputs=inputs, timeout=timeout)
         else:
             result = runner(name, arguments or {}, inputs=inputs, timeout=timeout, drive=drive)
+        if not result.ok:
+            return None, result.describe_failure()
+        return result.value, ""
+
+    def command(
+        self, argv: list[str], *, env: dict | None = None, files: tuple[str, ...] = (), timeout: float = 60
+    ) -> tuple[dict | None, str]:
+        """Run ``argv`` in the workspace ("python" is the course's interpreter) once the ``files``
+        it needs exist; return ({"status", "stdout", "stderr"}, "") or (None, a failure message)."""
+        for relative in files:
+            if not self.file(relative).is_file():
+                return None, f"{relative} does not exist in {self.workspace}: run the cell that writes it"
+        runner: CommandRunner = self.resource("probe")
+        result = runner.command(argv, env=env, timeout=timeout)
         if not result.ok:
             return None, result.describe_failure()
         return result.value, ""

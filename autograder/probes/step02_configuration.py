@@ -6,13 +6,7 @@ names, bounds, defaults and values differ from one grading to the next.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
-from .harness import input_path, workspace
-
-OUTPUT_LIMIT = 4000
+from .harness import input_path
 
 
 def parser_calls(calls: list[dict]) -> list:
@@ -83,25 +77,3 @@ def frozen_settings() -> dict:
     except Exception as error:
         return {"frozen": False, "error": f"{type(error).__name__}: {error}"}
     return {"frozen": False}
-
-
-def startup_command(environs: dict[str, dict]) -> dict:
-    """``python -m service.config`` with each environment: exit status, stdout and stderr (ends)."""
-    answers = {}
-    for name, extra in environs.items():
-        env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": workspace(), "PYTHONDONTWRITEBYTECODE": "1", **extra}
-        done = subprocess.run(
-            [sys.executable, "-m", "service.config"],
-            env=env,
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=30,
-            cwd=workspace(),
-        )
-        answers[name] = {
-            "status": done.returncode,
-            "stdout": done.stdout[-OUTPUT_LIMIT:],
-            "stderr": done.stderr[-OUTPUT_LIMIT:],
-        }
-    return answers

@@ -14,6 +14,7 @@ import http.client
 import json
 import os
 import shutil
+import stat
 import sys
 import tempfile
 import time
@@ -33,6 +34,8 @@ RESULT_LIMIT = 16 * 1024**2
 ARRAY_LIMIT = 64 * 1024**2
 ARRAYS_TOTAL_LIMIT = 256 * 1024**2  # every array a result names, a file named twice counted twice
 OUTPUT_TAIL_LINES = 15
+COMMAND_OUTPUT_LIMIT = 4000  # of a command's stdout and of its stderr, the ends kept
+STDERR_FILE = "stderr"
 PROBE_ENV = {"OMP_NUM_THREADS": "2", "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
 
 
@@ -91,6 +94,49 @@ class ProbeRunner:
             return _result(root / "out", finished)
         finally:
             shutil.rmtree(root, ignore_errors=True)
+
+    def command(self, argv: list[str], *, env: Mapping[str, str] | None = None, timeout: float = 60.0) -> ProbeResult:
+        """Run ``argv`` in the workspace snapshot (its folder the working directory and on the
+        path; "python" is this interpreter), in a fresh sandbox. The observation is what the
+        grader saw from outside: {"status", "stdout", "stderr"} (their ends)."""
+        root = Path(tempfile.mkdtemp(prefix="command-", dir=self._scratch))
+        try:
+            sandbox.prepare_root(root)
+            inside = self.mechanism.inside(root)
+            argv = [sys.executable if part == "python" else part for part in argv]
+            # stderr apart from stdout: the command's own stderr goes to a file of its output folder.
+            wrapped = ["/bin/sh", "-c", 'exec "$@" 2>"$0"', f"{inside}/out/{STDERR_FILE}", *argv]
+            finished = sandbox.run(
+                wrapped,
+                root=root,
+                mechanism=self.mechanism,
+                limits=sandbox.Limits.from_settings(self.settings, capped(timeout)),
+                binds={"workspace": self.snapshot},
+                env={**PROBE_ENV, "PYTHONPATH": f"{inside}/workspace", "PYTHONDONTWRITEBYTECODE": "1", **(env or {})},
+                cwd=f"{inside}/workspace",
+            )
+            if finished.timed_out:
+                return ProbeResult(ok=False, timed_out=True, output_tail=_tail(finished.output))
+            stderr = _file_end(root / "out" / STDERR_FILE, COMMAND_OUTPUT_LIMIT)
+            value = {"status": finished.returncode, "stdout": finished.output[-COMMAND_OUTPUT_LIMIT:], "stderr": stderr}
+            return ProbeResult(ok=True, value=value)
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def _file_end(path: Path, limit: int) -> str:
+    """The last ``limit`` bytes of a regular file the sandbox wrote ('' for anything else: a
+    link is never followed, whatever it points at)."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return ""
+    with os.fdopen(descriptor, "rb") as stream:
+        size = os.fstat(stream.fileno()).st_size
+        if not stat.S_ISREG(os.fstat(stream.fileno()).st_mode):
+            return ""
+        stream.seek(max(size - limit, 0))
+        return stream.read(limit).decode("utf-8", "replace")
 
 
 class Served:

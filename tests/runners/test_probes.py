@@ -156,3 +156,22 @@ def test_a_server_that_never_answers_is_stopped_at_the_deadline(runner_for):
     result = runner("step03_api:serve", {"apps": {"app": {}}}, drive=_health, timeout=3)
     assert result.timed_out, result
     assert time.monotonic() - started < 15
+
+
+# A command run in the workspace: its exit status and streams, seen from outside.
+
+
+def test_a_command_reports_its_status_and_both_streams_apart(runner_for):
+    runner = runner_for("import sys\nprint('to stdout')\nprint('to stderr', file=sys.stderr)\nsys.exit(3)\n", "tool.py")
+    result = runner.command(["python", "tool.py"], env={"EXTRA": "1"})
+    assert result.ok and result.value["status"] == 3, result
+    assert result.value["stdout"].strip() == "to stdout" and result.value["stderr"].strip() == "to stderr"
+
+
+def test_a_commands_stderr_swapped_for_a_link_is_not_followed(runner_for):
+    runner = runner_for(
+        "import os, sys\npath = os.readlink('/proc/self/fd/2')\nos.unlink(path)\nos.symlink('/etc/passwd', path)\n",
+        "tool.py",
+    )
+    result = runner.command(["python", "tool.py"])
+    assert result.ok and result.value["status"] == 0 and result.value["stderr"] == "", result
