@@ -5,11 +5,13 @@ What the learner could game, and what stops it:
 
 - *State between runs* (pass the first time, fail once a marker file exists): every run gets a
   fresh sandbox with a fresh copy of the service and tests; nothing is carried over.
-- *Recognising the reference* (hashing its files, comparing with solutions/): the sandbox holds
-  no reference to compare with, and *controls*, copies of the reference whose every Python file
-  was rewritten (comments gone, a statement with a random name added to every module and
-  function), must pass like the reference. The variants are rewritten the same way, each with
-  its own random names, so only behaviour tells them apart.
+- *Recognising the reference* (hashing its files, comparing with solutions/ or with the copy
+  ``catch-up 04`` hands out): the sandbox holds no reference to compare with; the service under
+  test is there as bytecode only (``sourceless``), so there is no source text to normalise and
+  compare; and *controls*, copies of the reference whose every Python file was rewritten
+  (comments gone, assignments to ordinary-looking names added at random places of every module
+  and function), must pass like the reference. The variants are rewritten the same way, each
+  differently, so only behaviour tells them apart.
 - *Timing or order* (pass early, fail late): the reference runs first and again last, the
   controls and variants in between in a random order.
 - *Forged reports* (a conftest that rewrites the JUnit XML or the exit status): the number of
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import ast
 import concurrent.futures
+import py_compile
 import random
 import re
 import secrets
@@ -63,24 +66,41 @@ def assemble(service_from: Path, tests_from: Path, destination: Path, variant: V
     return destination
 
 
+# Names for the disguise's statements: like the code's own, so no pattern picks them out.
+_WORDS = ("cache", "pending", "retries", "scale", "offset", "budget", "window", "margin", "count",
+          "limit", "total", "stamp", "state", "seen", "step", "depth", "span", "ratio")  # fmt: skip
+
+
 class _Disguise(ast.NodeTransformer):
-    """Adds ``_c<random> = <random>`` at the top of the module and of every function body: the
-    code's behaviour stays, its text, AST and bytecode change."""
+    """Adds one to three assignments of a random value to a random, ordinary-looking name, at
+    random places of the module and of every function body: the code's behaviour stays, its
+    text, AST and bytecode change, differently in each copy."""
 
     def __init__(self, rng: random.Random):
         self.rng = rng
 
     def _statement(self) -> ast.stmt:
-        name = f"_c{self.rng.getrandbits(40):010x}"
-        return ast.Assign(targets=[ast.Name(name, ast.Store())], value=ast.Constant(self.rng.getrandbits(30)), lineno=0)
+        name = f"_{self.rng.choice(_WORDS)}_{self.rng.randrange(100)}"
+        value = self.rng.choice(
+            [
+                ast.Constant(self.rng.getrandbits(20)),
+                ast.Constant(round(self.rng.random(), 3)),
+                ast.Constant(self.rng.choice(_WORDS)),
+                ast.Tuple([ast.Constant(self.rng.randrange(10)) for _ in range(2)], ast.Load()),
+            ]
+        )
+        return ast.Assign(targets=[ast.Name(name, ast.Store())], value=value, lineno=0)
 
     def _insert(self, body: list[ast.stmt]) -> list[ast.stmt]:
-        index = 0
+        first = 0
         if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant):
-            index = 1  # after the docstring
-        while index < len(body) and isinstance(body[index], ast.ImportFrom) and body[index].module == "__future__":
-            index += 1
-        return [*body[:index], self._statement(), *body[index:]]
+            first = 1  # after the docstring
+        while first < len(body) and isinstance(body[first], ast.ImportFrom) and body[first].module == "__future__":
+            first += 1
+        body = list(body)
+        for _ in range(self.rng.randint(1, 3)):
+            body.insert(self.rng.randint(first, len(body)), self._statement())
+        return body
 
     def visit_Module(self, node: ast.Module) -> ast.Module:
         self.generic_visit(node)
@@ -97,11 +117,30 @@ class _Disguise(ast.NodeTransformer):
 
 def disguise(service: Path, rng: random.Random) -> None:
     """Rewrite every Python file of ``service`` (tests/ excepted) as its ``_Disguise``d AST."""
-    for path in sorted(service.rglob("*.py")):
-        if "tests" in path.relative_to(service).parts:
-            continue
+    for path in _service_sources(service):
         tree = _Disguise(rng).visit(ast.parse(path.read_text()))
         path.write_text(ast.unparse(ast.fix_missing_locations(tree)) + "\n")
+
+
+def sourceless(service: Path) -> None:
+    """Replace every Python file of ``service`` (tests/ excepted) by its compiled bytecode alone
+    (``module.pyc`` beside where the source was, which Python imports as it is): the suite can
+    import the service under test and call it, but has no source text to compare with the
+    reference's."""
+    for path in _service_sources(service):
+        relative = path.relative_to(service).as_posix()
+        py_compile.compile(
+            str(path),
+            cfile=str(path.with_suffix(".pyc")),
+            dfile=relative,
+            doraise=True,
+            invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+        )
+        path.unlink()
+
+
+def _service_sources(service: Path) -> list[Path]:
+    return [p for p in sorted(service.rglob("*.py")) if "tests" not in p.relative_to(service).parts]
 
 
 def static_tests(tests_from: Path) -> list[str]:
@@ -253,6 +292,7 @@ class SuiteRunner:
             work = assemble(self._reference, self._tests_from, root / "work", self._by_name.get(variant))
             if disguised:
                 disguise(work, random.Random(self._rng.getrandbits(64)))
+            sourceless(work)
             sandbox.prepare_root(root, writable=("work", "out"))
             sandbox.hand_over(work, root)
             inside = self._mechanism.inside(root)

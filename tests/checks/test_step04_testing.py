@@ -204,24 +204,88 @@ def test_a_suite_that_forges_its_report_gains_nothing(suite_workspace):
     assert results["04.passes-on-reference"].points <= 2
 
 
-def test_a_suite_that_recognises_the_reference_by_its_source_fails(suite_workspace, reference_workspace):
+def _function_digests(reference_workspace) -> dict:
+    """module -> {function -> sha256 of its bytecode}, for the reference's top-level functions."""
     import hashlib
+    import types
 
-    digests = {
-        str(p.relative_to(reference_workspace)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted((reference_workspace / "service").glob("*.py"))
-    }
+    digests = {}
+    for path in sorted((reference_workspace / "service").glob("*.py")):
+        code = compile(path.read_text(), f"service/{path.name}", "exec")
+        digests[path.stem] = {
+            c.co_name: hashlib.sha256(c.co_code).hexdigest() for c in code.co_consts if isinstance(c, types.CodeType)
+        }
+    return digests
+
+
+def test_a_suite_that_recognises_the_reference_by_its_bytecode_fails(suite_workspace, reference_workspace):
+    """Its tests pass when every function's bytecode is the reference's: on the reference, and on
+    no rewritten copy."""
     source = (
-        f"import hashlib, pathlib\nKNOWN = {digests!r}\n\n"
+        f"import hashlib, importlib\nKNOWN = {_function_digests(reference_workspace)!r}\n\n"
         "def same_as_reference():\n"
-        "    return all(hashlib.sha256(pathlib.Path(p).read_bytes()).hexdigest() == d for p, d in KNOWN.items())\n"
-        + _tests(8, "assert same_as_reference()")
+        "    for name, functions in KNOWN.items():\n"
+        "        module = importlib.import_module('service.' + name)\n"
+        "        for function, digest in functions.items():\n"
+        "            code = getattr(getattr(module, function, None), '__code__', None)\n"
+        "            if code is not None and hashlib.sha256(code.co_code).hexdigest() != digest:\n"
+        "                return False\n"
+        "    return True\n" + _tests(8, "assert same_as_reference()")
     )
     workspace = suite_workspace({"test_fingerprint.py": source}, conftest=False)
     (workspace / "tests" / "conftest.py").write_text(_FIXTURES)
     results = by_id(grade_step("04", workspace))
     assert not results["04.passes-on-reference"].passed
     assert "written differently" in results["04.passes-on-reference"].message
+    assert results["04.catches-faulty-variants"].points == 0
+
+
+# The red team's suite: normalise each service file (drop the statements a disguise adds, then
+# ast.unparse) and compare it with the reference `catch-up 04` hands out, read through the file or
+# through inspect. Its tests pass on a service that normalises to the reference and fail on any
+# other: controls and variants told apart by source, not behaviour.
+NORMALISING_SUITE = """
+import ast, importlib, inspect, pathlib, re
+
+REFERENCE = {reference!r}
+ADDED = re.compile(r"^_[a-z]+_[0-9]+$|^_c[0-9a-f]{{10}}$")
+
+
+def normalised(text):
+    tree = ast.parse(text)
+    for node in ast.walk(tree):
+        for field in ("body", "orelse", "finalbody"):
+            statements = getattr(node, field, None)
+            if isinstance(statements, list):
+                setattr(node, field, [
+                    s for s in statements
+                    if not (isinstance(s, ast.Assign) and len(s.targets) == 1
+                            and isinstance(s.targets[0], ast.Name) and ADDED.match(s.targets[0].id))
+                ] or statements)
+    return ast.unparse(tree)
+
+
+def source_of(name):
+    path = pathlib.Path("service") / (name + ".py")
+    if path.exists():
+        return path.read_text()
+    return inspect.getsource(importlib.import_module("service." + name))
+
+
+def same_as_reference():
+    return all(normalised(source_of(name)) == normalised(text) for name, text in REFERENCE.items())
+"""
+
+
+def test_a_suite_that_normalises_the_source_cannot_tell_controls_from_variants(suite_workspace, reference_workspace):
+    reference = {p.stem: p.read_text() for p in sorted((reference_workspace / "service").glob("*.py"))}
+    source = NORMALISING_SUITE.format(reference=reference) + _tests(8, "assert same_as_reference()")
+    workspace = suite_workspace({"test_normalise.py": source}, conftest=False)
+    (workspace / "tests" / "conftest.py").write_text(_FIXTURES)
+    results = by_id(grade_step("04", workspace))
+    # The service under test is bytecode only: there is no source to normalise, so the suite
+    # fails on the reference itself and catches nothing.
+    assert not results["04.passes-on-reference"].passed
     assert results["04.catches-faulty-variants"].points == 0
 
 
