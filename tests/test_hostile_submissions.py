@@ -151,7 +151,9 @@ if len(sys.argv) > 2 and ":" in sys.argv[2]:
 def test_a_forged_result_earns_nothing_on_step_03(reference_workspace, copy_of):
     # The verdicts are about answers the grader received over the app's socket: none came.
     failed = _graded_forgery(copy_of(reference_workspace), "03", SERVER_FORGER)
-    assert all("died while the grader sent it requests" in r.message for r in failed), [r.message for r in failed]
+    # (The process dies as the grader connects: whichever it sees first, nothing answered.)
+    unanswered = ("died while the grader sent it requests", "a request to your app failed")
+    assert all(any(why in r.message for why in unanswered) for r in failed), [r.message for r in failed]
 
 
 # Step 02's answers forged from the probe's own arguments: Settings frozen, and the startup

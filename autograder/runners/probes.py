@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import stat
+import subprocess
 import sys
 import tempfile
 import time
@@ -36,7 +37,7 @@ ARRAYS_TOTAL_LIMIT = 256 * 1024**2  # every array a result names, a file named t
 OUTPUT_TAIL_LINES = 15
 COMMAND_OUTPUT_LIMIT = 4000  # of a command's stdout and of its stderr, the ends kept
 STDERR_FILE = "stderr"
-PROBE_ENV = {"OMP_NUM_THREADS": "2", "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+PROBE_ENV = {"OMP_NUM_THREADS": "2", "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "PYTHONDONTWRITEBYTECODE": "1"}
 
 
 def install_probes(destination: Path) -> Path:
@@ -189,6 +190,10 @@ class _Conversation:
             self.value = self.drive(self.served)
         except (OSError, http.client.HTTPException, unix_http.ResponseTooLarge) as error:
             self.error = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+            try:  # a process on its way out (os._exit) is reported as the death it is
+                process.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                pass
             self.died = process.poll() is not None
 
     def result(self, finished: sandbox.Finished) -> ProbeResult:

@@ -4,6 +4,7 @@ the learner's code does the grader gets a result it can judge."""
 from __future__ import annotations
 
 import json
+import shutil
 import time
 
 import numpy
@@ -119,7 +120,8 @@ def test_a_served_app_answers_requests_sent_from_the_grader(reference_workspace,
     # through the folder.
     scratch = tmp_path / ("deep-" * 20)
     scratch.mkdir()
-    runner = probes.ProbeRunner(reference_workspace, mechanism, settings, scratch)
+    workspace = shutil.copytree(reference_workspace, tmp_path / "workspace")  # grading reads a copy too
+    runner = probes.ProbeRunner(workspace, mechanism, settings, scratch)
     result = runner("step03_api:serve", {"apps": {"app": {}}}, drive=_health)
     assert result.ok, result.describe_failure()
     assert result.value["health"]["status"] == 200 and result.value["health"]["mimetype"] == "application/json"
