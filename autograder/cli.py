@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 from autograder import course
@@ -19,12 +20,13 @@ def _check(args) -> int:
 
     step = course.step(args.step)
     resolve_workspace(args.workspace)  # a missing workspace is an error before anything is recorded
+    started = time.monotonic()
     with grading(args.workspace, step.id):
         report = grade_step(step.id, args.workspace, only=args.only, settings=_check_settings(args))
     record(args.workspace, report)
     print(terminal.step_table(report))
     if args.json:
-        results_json.write([report], args.json)
+        results_json.write([report], args.json, seconds=time.monotonic() - started)
     return EXIT_OK if report.all_passed else EXIT_FAILED
 
 
@@ -42,6 +44,60 @@ def _check_settings(args):
     if args.json and not os.environ.get("COURSE_SANDBOX"):
         return dataclasses.replace(settings, sandbox="require")
     return settings
+
+
+def _grade(args) -> int:
+    from autograder.checks.result import printable
+    from autograder.reports import feedback, results_json, terminal
+    from autograder.submissions import grade
+
+    steps = _steps(args.steps)
+    report = grade(args.submission, steps=steps, settings=_instructor_settings(args))
+    out = args.out or course.BUILD_DIR / "graded" / args.submission.resolve().name
+    out.mkdir(parents=True, exist_ok=True)
+    results = results_json.write_submission(report, out)
+    (out / "feedback.md").write_text(feedback.markdown(report))
+    (out / "feedback.html").write_text(feedback.as_html(report))
+    for note in report.notes:
+        print(f"!! {printable(note, limit=600)}")
+    print(terminal.summary_table(report.reports))
+    print(
+        f"\n{report.points:g}/{report.max_points:g} points in {report.seconds:.0f} s; flags: {', '.join(report.flags) or 'none'}"
+    )
+    print(f"results: {results}\nfeedback: {out / 'feedback.md'}, {out / 'feedback.html'}")
+    return EXIT_OK
+
+
+def _grade_all(args) -> int:
+    from autograder.reports import gradebook
+    from autograder.submissions import grade_all
+
+    out = args.out or course.BUILD_DIR / "graded"
+
+    def progress(row) -> None:
+        score = f"{row.results['score']:g}/{row.results['max_score']:g}" if row.results else row.problem
+        print(f"  {row.learner}: {score} ({row.seconds:.0f} s)", flush=True)
+
+    rows = grade_all(
+        args.submissions, out, steps=_steps(args.steps), jobs=args.jobs, sandbox=args.sandbox, progress=progress
+    )
+    path = gradebook.write(rows, out / "gradebook.csv")
+    failed = [row.learner for row in rows if row.results is None]
+    print(f"gradebook: {path} ({len(rows)} learners" + (f", not graded: {', '.join(failed)})" if failed else ")"))
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _steps(text: str | None) -> list[str] | None:
+    return [course.step(part.strip()).id for part in text.split(",") if part.strip()] if text else None
+
+
+def _instructor_settings(args):
+    """Grading for a gradebook runs learner code only in the sandbox, unless --sandbox says otherwise."""
+    import dataclasses
+
+    from autograder.settings import current
+
+    return dataclasses.replace(current(), sandbox=args.sandbox or "require")
 
 
 def _release(args) -> int:
@@ -191,6 +247,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.set_defaults(handler=_check)
 
+    grade = commands.add_parser(
+        "grade", help="grade one learner's submission (their notebooks): results.json and feedback"
+    )
+    grade.add_argument("submission", type=Path, help="the folder holding the learner's notebooks")
+    grade.add_argument("--out", type=Path, help="where results.json and the feedback go (default: build/graded/NAME)")
+    _instructor_options(grade)
+    grade.set_defaults(handler=_grade)
+
+    grade_all = commands.add_parser("grade-all", help="grade every learner's folder and write a CSV gradebook")
+    grade_all.add_argument("submissions", type=Path, help="one folder per learner (nbgrader's submitted/ works)")
+    grade_all.add_argument("--out", type=Path, help="results per learner and gradebook.csv (default: build/graded)")
+    grade_all.add_argument("--jobs", type=int, default=2, help="submissions graded at once (default: %(default)s)")
+    _instructor_options(grade_all)
+    grade_all.set_defaults(handler=_grade_all)
+
     release = commands.add_parser("release", help="generate exercises/ from solutions/ (nbgrader)")
     release.add_argument("--check", action="store_true", help="only compare; exit 1 and list the files on drift")
     release.set_defaults(handler=_release)
@@ -232,6 +303,16 @@ def build_parser() -> argparse.ArgumentParser:
     clean.add_argument("--keep", type=int, default=3, help="labelled images to keep as build cache")
     clean.set_defaults(handler=_clean)
     return parser
+
+
+def _instructor_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--steps", help="only these steps, e.g. 00,02 (default: every step)")
+    parser.add_argument(
+        "--sandbox",
+        choices=("require", "auto", "off"),
+        help="require (the default: refuse to run learner code without the sandbox), auto or off "
+        "(then every report says UNSANDBOXED)",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -182,15 +182,18 @@ class Grading:
             raise Unavailable(Outcome.fail(f"{error.message} ({error.hint})")) from error
 
     def _make_image(self) -> docker_runner.BuildResult:
-        available, why = docker_runner.engine_available()
-        if not available:
-            raise Unavailable(Outcome.skip(f"skipped: no Docker engine ({why})"))
+        # What the Dockerfile alone tells fails here, engine or not; only a build needs one.
         dockerfile_path = self.snapshot.root / "Dockerfile"
         if not dockerfile_path.is_file():
             raise Unavailable(Outcome.fail("there is no Dockerfile in the workspace: run the cell that writes it"))
-        foreign = dockerfile.foreign_images(
-            dockerfile.parse(dockerfile_path.read_text(errors="replace")), allowed={docker_runner.BASE_IMAGE}
-        )
+        instructions = dockerfile.parse(dockerfile_path.read_text(errors="replace"))
+        unfinished = dockerfile.unfinished(instructions)
+        if unfinished:
+            raise Unavailable(Outcome.fail(f"the image was not built: the Dockerfile is not written yet: {unfinished}"))
+        available, why = docker_runner.engine_available()
+        if not available:
+            raise Unavailable(Outcome.skip(f"skipped: no Docker engine ({why})"))
+        foreign = dockerfile.foreign_images(instructions, allowed={docker_runner.BASE_IMAGE})
         if foreign:
             raise Unavailable(
                 Outcome.fail(

@@ -26,6 +26,7 @@ LAYERS = {
     "release": 3,
     "grading": 3,
     "images": 3,
+    "submissions": 3,
     "reference": 3,
     "doctor": 3,
     "progress": 3,

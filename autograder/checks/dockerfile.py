@@ -55,6 +55,15 @@ def stages(instructions: list[Instruction]) -> list[list[Instruction]]:
     return grouped
 
 
+def unfinished(instructions: list[Instruction]) -> str:
+    """Why this is not a whole Dockerfile yet ("" when it is): an image that serves says in its
+    final stage how it starts. The release hands out FROM lines; what they alone earn is nothing."""
+    final = stages(instructions)[-1] if instructions else []
+    if not any(i.keyword in ("CMD", "ENTRYPOINT") for i in final):
+        return "its final stage has no CMD or ENTRYPOINT (how the image starts the service): finish the Dockerfile"
+    return ""
+
+
 def from_image(instruction: Instruction) -> tuple[str, str | None]:
     """(image, stage name) of a FROM: ``FROM --platform=x python:3.11-slim AS build``."""
     words = [w for w in instruction.arguments.split() if not w.startswith("--")]

@@ -42,6 +42,9 @@ def _read(ctx: Context) -> tuple[list[dockerfile.Instruction] | None, Outcome | 
     instructions = dockerfile.parse(ctx.read_text(DOCKERFILE))
     if not any(i.keyword == "FROM" for i in instructions):
         return None, Outcome.fail(f"{DOCKERFILE} has no FROM instruction")
+    unfinished = dockerfile.unfinished(instructions)
+    if unfinished:
+        return None, Outcome.fail(f"{DOCKERFILE} is not written yet: {unfinished}")
     return instructions, None
 
 
@@ -54,6 +57,9 @@ def _read(ctx: Context) -> tuple[list[dockerfile.Instruction] | None, Outcome | 
     needs=("lint",),
 )
 def hadolint_clean(ctx: Context) -> Outcome:
+    _, failed = _read(ctx)
+    if failed:
+        return failed
     serious = [f for f in ctx.lint_findings if f.level in ("error", "warning")]
     others = len(ctx.lint_findings) - len(serious)
     if serious:

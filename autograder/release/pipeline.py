@@ -13,40 +13,30 @@ import sys
 import tempfile
 from pathlib import Path
 
-from autograder.course import ASSIGNMENT, EXERCISES_DIR, REPO_ROOT, SOLUTIONS_DIR, WORKSPACE_NAME
+from autograder.course import ASSIGNMENT, EXERCISES_DIR, WORKSPACE_NAME
 from autograder.errors import ReleaseError
+from autograder.release import nbgrader_setup
 from autograder.trees import ALWAYS_IGNORED, differences, relative_files
 
-# Never copied into the student release: the reference workspace (learners build their own) and
-# grading material that must stay hidden.
 # In exercises/, a learner's own workspace is theirs: never compared, never overwritten.
 STUDENT_OWNED = ALWAYS_IGNORED | {WORKSPACE_NAME}
-RELEASE_IGNORE = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", WORKSPACE_NAME, "hidden"]
 
 
 def _converter(output_root: Path, scratch: Path):
     from nbgrader.converters import GenerateAssignment
     from nbgrader.coursedir import CourseDirectory
-    from nbgrader.preprocessors import ClearSolutions
     from traitlets.config import Config
 
-    from autograder.release.writefile_stubs import WritefileAwareClearSolutions
-
     config = Config()
-    config.CourseDirectory.root = str(REPO_ROOT)
-    config.CourseDirectory.source_directory = os.path.relpath(SOLUTIONS_DIR, REPO_ROOT)
+    nbgrader_setup.configure(config)  # what the shipped nbgrader_config.py applies
     config.CourseDirectory.release_directory = str(output_root)
     config.CourseDirectory.assignment_id = ASSIGNMENT
-    config.CourseDirectory.ignore = RELEASE_IGNORE
     # The gradebook is scratch: generating the release must not leave a database in the repository.
     config.CourseDirectory.db_url = f"sqlite:///{scratch / 'gradebook.db'}"
     coursedir = CourseDirectory(config=config)
     converter = GenerateAssignment(coursedir=coursedir, config=config)
     converter.force = True
     converter.log.setLevel(logging.ERROR)
-    converter.preprocessors = [
-        WritefileAwareClearSolutions if step is ClearSolutions else step for step in converter.preprocessors
-    ]
     return converter
 
 

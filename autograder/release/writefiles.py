@@ -14,8 +14,11 @@ from autograder.errors import NotebookError
 from autograder.release.writefile_stubs import writefile_target
 
 
-def write_files_of(notebook: Path, notebook_dir: Path) -> list[Path]:
-    """Write every %%writefile cell of ``notebook`` relative to ``notebook_dir``, in cell order."""
+def write_files_of(notebook: Path, notebook_dir: Path, *, refused: list[str] | None = None) -> list[Path]:
+    """Write every %%writefile cell of ``notebook`` relative to ``notebook_dir``, in cell order.
+
+    A target that would land outside ``notebook_dir`` (absolute, or climbing out with ``..``) is
+    never written: it is added to ``refused`` when a list is given, else a NotebookError."""
     try:
         document = nbformat.read(str(notebook), as_version=4)
     except Exception as error:
@@ -27,6 +30,14 @@ def write_files_of(notebook: Path, notebook_dir: Path) -> list[Path]:
             continue
         magic, _, body = cell.source.partition("\n")
         path = notebook_dir / target
+        if not _inside(path, notebook_dir):
+            if refused is None:
+                raise NotebookError(
+                    f"{notebook.name} writes {target!r}, outside its folder",
+                    hint="%%writefile targets are paths relative to the notebook, such as workspace/service/app.py",
+                )
+            refused.append(target)
+            continue
         path.parent.mkdir(parents=True, exist_ok=True)
         append = " -a " in f" {magic} " or "--append" in magic
         # IPython's %%writefile writes the cell body followed by a newline.
@@ -34,3 +45,12 @@ def write_files_of(notebook: Path, notebook_dir: Path) -> list[Path]:
             handle.write(body + "\n")
         written.append(path)
     return written
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether ``path`` stays in ``folder`` once resolved (``..`` and links followed)."""
+    try:
+        path.resolve().relative_to(folder.resolve())
+    except ValueError:
+        return False
+    return True

@@ -148,10 +148,11 @@ def test_a_checkpoint_of_the_dockerfile_alone_builds_nothing(reference_workspace
     assert [r.verdict for r in report.results] == [Verdict.PASSED] * len(STATIC)
 
 
-def test_the_student_dockerfile_fails_the_checks_its_stubs_leave_open(blank_workspace):
+def test_the_untouched_student_workspace_fails_every_check(blank_workspace):
+    """The release hands out the FROM lines: they alone earn nothing, and nothing is built."""
     results = static_results(blank_workspace)
-    # The release leaves the build stage's FROM lines and the runtime's base: what is missing is
-    # the learner's to write, and the checks say so.
-    assert results["multi-stage-non-root"].verdict is Verdict.FAILED
-    assert results["healthcheck"].verdict is Verdict.FAILED
-    assert results["dockerignore"].verdict is Verdict.FAILED
+    assert all(r.verdict is Verdict.FAILED for r in results.values()), {n: r.message for n, r in results.items()}
+    assert "not written yet" in results["base-image-pinned"].message
+    report = grade_step("05", blank_workspace, only=["image-builds", "container-ready"])
+    assert [r.verdict for r in report.results] == [Verdict.FAILED, Verdict.FAILED]
+    assert "the Dockerfile is not written yet" in report.results[0].message

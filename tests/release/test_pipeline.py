@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -71,3 +73,28 @@ def test_cli_release_check_passes_on_the_committed_tree():
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "up to date" in result.stdout
+
+
+@pytest.mark.slow
+def test_plain_nbgrader_with_the_shipped_config_releases_what_release_does(tmp_path):
+    """An instructor's `nbgrader generate_assignment` from the repository root: the writefile-aware
+    stubs, and neither the reference workspace nor hidden/ in the release."""
+    release = tmp_path / "release"
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "nbgrader"),
+            "generate_assignment",
+            course.ASSIGNMENT,
+            "--force",
+            f"--CourseDirectory.release_directory={release}",
+            f"--CourseDirectory.db_url=sqlite:///{tmp_path / 'gradebook.db'}",
+        ],
+        cwd=course.REPO_ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    released = release / course.ASSIGNMENT
+    assert not (released / course.WORKSPACE_NAME).exists() and not (released / "hidden").exists()
+    assert pipeline.differences(course.EXERCISES_DIR / course.ASSIGNMENT, released, ignore=pipeline.STUDENT_OWNED) == []

@@ -1,0 +1,51 @@
+"""The course's nbgrader configuration, in one place: the shipped ``nbgrader_config.py`` (what
+``nbgrader generate_assignment``, ``autograde``, ``formgrader`` and ``generate_feedback`` read when
+run from the repository root) and ``python -m autograder release`` both apply ``configure``.
+
+- The source is ``solutions/``; the release, submissions, autograded copies, feedback and the
+  gradebook live under ``build/nbgrader/`` (``exercises/`` is ``release``'s, checked by CI).
+- ``workspace/`` (the reference files) and ``hidden/`` (step 04's faulty services) are never
+  released, so never copied into a graded folder either.
+- ``%%writefile`` cells get the stub that fits the file they write (WritefileAwareClearSolutions),
+  not ``raise NotImplementedError()`` inside a Dockerfile.
+- Cells may run as long as the course's checkpoints need (a model probe, a test-suite campaign, an
+  image build), and their output is bounded.
+"""
+
+from __future__ import annotations
+
+from autograder.course import BUILD_DIR, REPO_ROOT, SOLUTIONS_DIR, WORKSPACE_NAME
+
+COURSE_ID = "resnet50-service"
+NBGRADER_DIR = BUILD_DIR / "nbgrader"
+# Never released: the reference workspace (learners build their own) and the hidden grading material.
+RELEASE_IGNORE = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", WORKSPACE_NAME, "hidden"]
+CELL_TIMEOUT_SECONDS = 1200  # step 04's campaign and step 05's build run in one checkpoint cell
+OUTPUT_LINES = 1000
+TRACEBACK_LINES = 100
+
+
+def configure(c) -> None:
+    """Apply the course's settings to the traitlets Config ``c``."""
+    from nbgrader.converters import GenerateAssignment
+    from nbgrader.coursedir import CourseDirectory
+    from nbgrader.preprocessors import ClearSolutions
+    from traitlets.config import Config
+
+    from autograder.release.writefile_stubs import WritefileAwareClearSolutions
+
+    c.CourseDirectory.course_id = COURSE_ID
+    c.CourseDirectory.root = str(REPO_ROOT)
+    c.CourseDirectory.source_directory = str(SOLUTIONS_DIR.relative_to(REPO_ROOT))
+    for name in ("release", "submitted", "autograded", "feedback"):
+        setattr(c.CourseDirectory, f"{name}_directory", str(NBGRADER_DIR / name))
+    c.CourseDirectory.db_url = f"sqlite:///{NBGRADER_DIR / 'gradebook.db'}"
+    c.CourseDirectory.ignore = RELEASE_IGNORE
+    default = GenerateAssignment(coursedir=CourseDirectory(config=Config()), config=Config()).preprocessors
+    c.GenerateAssignment.preprocessors = [
+        WritefileAwareClearSolutions if step is ClearSolutions else step for step in default
+    ]
+    c.Execute.timeout = CELL_TIMEOUT_SECONDS
+    c.Execute.interrupt_on_timeout = True
+    c.LimitOutput.max_lines = OUTPUT_LINES
+    c.LimitOutput.max_traceback = TRACEBACK_LINES

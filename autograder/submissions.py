@@ -1,0 +1,263 @@
+"""Grading a whole submission: the notebooks a learner hands in, with or without their workspace.
+
+What counts is what the notebooks write. The workspace is rebuilt from the ``%%writefile`` cells
+of the submitted notebooks, read as files (no kernel runs, so nothing a learner's cell prints or
+redefines can change a score), into a folder of the grader's; a submitted ``workspace/`` is only
+compared with it, and every difference is reported. Then every step's checks grade the rebuilt
+workspace outside the learner's process, as ``check`` does. A notebook that is missing, unreadable
+or too large costs the files it would have written, never the rest of the submission; an error in
+one step is that step's failure, never the end of the grading.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from autograder import course, trees
+from autograder.checks import for_step
+from autograder.checks.result import CheckResult, Verdict
+from autograder.errors import AutograderError, NotebookError
+from autograder.grading import StepReport, grade_step
+from autograder.release.writefiles import write_files_of
+from autograder.settings import Settings, current
+
+NOTEBOOK_LIMIT = 20 * 1024**2  # a course notebook with cleared or modest outputs is far smaller
+DIFFERENCES_SHOWN = 20
+
+
+@dataclass(frozen=True)
+class Submission:
+    """Where a learner's notebooks (by step id) and submitted workspace are."""
+
+    root: Path
+    notebooks: dict[str, Path]
+    workspace: Path | None
+
+
+@dataclass
+class SubmissionReport:
+    submission: Submission
+    reports: list[StepReport]
+    notes: list[str] = field(default_factory=list)  # what the instructor must know: missing notebooks...
+    seconds: float = 0.0
+
+    @property
+    def points(self) -> float:
+        return sum(r.points for r in self.reports)
+
+    @property
+    def max_points(self) -> float:
+        return sum(r.max_points for r in self.reports)
+
+    @property
+    def flags(self) -> list[str]:
+        """Short words for a gradebook: what makes this score need a look."""
+        results = [r for report in self.reports for r in report.results]
+        found = []
+        if any(r.verdict is Verdict.SKIPPED for r in results):
+            found.append("skipped")
+        if any(report.unsandboxed for report in self.reports):
+            found.append("unsandboxed")
+        if any(note.startswith("workspace differs") for note in self.notes):
+            found.append("workspace differs")
+        if any(note.startswith(("missing notebook", "unreadable notebook", "refused")) for note in self.notes):
+            found.append("notebook problem")
+        if any(r.id.endswith(".grading-error") for r in results):
+            found.append("not graded")
+        return found
+
+
+def find(root: Path) -> Submission:
+    """The course's notebooks in ``root``, or in its one subfolder holding them (nbgrader's
+    ``submitted/<student>/<assignment>/`` layout, handed ``submitted/<student>``)."""
+    root = Path(root).expanduser().resolve()
+    if not root.is_dir():
+        raise AutograderError(f"the submission {root} is not a folder", hint="pass the folder of one learner")
+    names = {step.notebook: step.id for step in course.STEPS if step.notebook}
+    candidates = [root, *sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink())]
+    for folder in candidates:
+        notebooks = {
+            names[p.name]: p for p in folder.iterdir() if p.name in names and p.is_file() and not p.is_symlink()
+        }
+        if notebooks:
+            workspace = folder / course.WORKSPACE_NAME
+            usable = workspace.is_dir() and not workspace.is_symlink()
+            return Submission(folder, notebooks, workspace if usable else None)
+    raise AutograderError(
+        f"no notebook of the course in {root}",
+        hint="a submission holds the notebooks learners hand in (" + ", ".join(sorted(names)) + ")",
+    )
+
+
+def rebuild_workspace(submission: Submission, destination: Path) -> tuple[Path, list[str]]:
+    """Write what the submitted notebooks' ``%%writefile`` cells write, in course order, under
+    ``destination``; return the workspace and notes on what could not be written."""
+    notes = []
+    for step in course.STEPS:
+        if not step.notebook:
+            continue
+        notebook = submission.notebooks.get(step.id)
+        if notebook is None:
+            notes.append(f"missing notebook {step.notebook}: the files it writes are missing too")
+            continue
+        if notebook.stat().st_size > NOTEBOOK_LIMIT:
+            notes.append(
+                f"unreadable notebook {step.notebook}: over {NOTEBOOK_LIMIT // 1024**2} MB; clear its outputs "
+                "(jupyter nbconvert --clear-output --inplace) and grade it again"
+            )
+            continue
+        refused: list[str] = []
+        try:
+            write_files_of(notebook, destination, refused=refused)
+        except NotebookError as error:
+            notes.append(f"unreadable notebook {step.notebook}: {error.message}")
+        except (OSError, UnicodeError, ValueError) as error:
+            notes.append(f"unreadable notebook {step.notebook}: a file it writes failed ({error})")
+        notes += [
+            f"refused a file of {step.notebook}: {target!r} is outside the notebook's folder" for target in refused
+        ]
+    workspace = destination / course.WORKSPACE_NAME
+    workspace.mkdir(parents=True, exist_ok=True)
+    return workspace, notes
+
+
+def workspace_differences(rebuilt: Path, submitted: Path | None) -> list[str]:
+    """Notes on how the submitted workspace differs from what the notebooks write."""
+    if submitted is None:
+        return []
+    ignored = trees.ALWAYS_IGNORED | {".catch-up-backups", ".venv", ".git"}
+    found = trees.differences(rebuilt, submitted, ignore=ignored)
+    if not found:
+        return []
+    shown = "; ".join(line.split(maxsplit=1)[1] + " " + line.split()[0] for line in found[:DIFFERENCES_SHOWN])
+    more = f" and {len(found) - DIFFERENCES_SHOWN} more" if len(found) > DIFFERENCES_SHOWN else ""
+    return [
+        f"workspace differs from what the notebooks write ({len(found)} files: {shown}{more}); "
+        "the notebooks' version was graded"
+    ]
+
+
+def grade(root: Path, *, steps: Iterable[str] | None = None, settings: Settings | None = None) -> SubmissionReport:
+    """Grade the submission in ``root``: every step (or those of ``steps``), on the workspace its
+    notebooks write."""
+    started = time.monotonic()
+    submission = find(root)
+    settings = settings or current()
+    wanted = [course.step(s) for s in steps] if steps else list(course.STEPS)
+    scratch = Path(tempfile.mkdtemp(prefix="submission-"))
+    try:
+        workspace, notes = rebuild_workspace(submission, scratch)
+        notes += workspace_differences(workspace, submission.workspace)
+        reports = [_grade_step(step, workspace, settings) for step in wanted]
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return SubmissionReport(submission, reports, notes, seconds=time.monotonic() - started)
+
+
+def _grade_step(step: course.Step, workspace: Path, settings: Settings) -> StepReport:
+    """The step's report; an error of the grader's (a missing engine is a skip, not an error)
+    becomes one failed result worth the step's points, so the rest still gets graded."""
+    try:
+        return grade_step(step.id, workspace, settings=settings)
+    except AutograderError as error:
+        failed = CheckResult(
+            id=f"{step.id}.grading-error",
+            title=f"step {step.id} could be graded",
+            verdict=Verdict.FAILED,
+            points=0.0,
+            max_points=for_step(step.id).max_points,
+            message=f"not graded: {error}",
+            hint="an instructor must look at this submission",
+        )
+        return StepReport(step, [failed])
+
+
+@dataclass(frozen=True)
+class GradedLearner:
+    """One row of a batch: the learner's folder name, and their results.json (None: not graded)."""
+
+    learner: str
+    results: dict | None
+    problem: str = ""  # why there are no results
+    seconds: float = 0.0
+
+
+def learners(root: Path) -> list[Path]:
+    """The submission folders of a batch: one per learner (nbgrader's ``submitted/``, say)."""
+    root = Path(root).expanduser().resolve()
+    if not root.is_dir():
+        raise AutograderError(f"{root} is not a folder", hint="pass the folder holding one folder per learner")
+    found = sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink() and not p.name.startswith("."))
+    if not found:
+        raise AutograderError(f"{root} holds no submission folder", hint="one folder per learner, named after them")
+    return found
+
+
+def grade_all(
+    root: Path,
+    out: Path,
+    *,
+    steps: Iterable[str] | None = None,
+    jobs: int = 2,
+    sandbox: str | None = None,
+    timeout: float = 3600.0,
+    progress=None,
+) -> list[GradedLearner]:
+    """Grade every learner's folder of ``root`` with ``grade`` in its own process, ``jobs`` at a
+    time, results under ``out/<learner>/``; a submission that fails to grade is a row saying why,
+    and the batch goes on."""
+    import concurrent.futures
+
+    folders = learners(root)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    options = [*(["--steps", ",".join(steps)] if steps else []), *(["--sandbox", sandbox] if sandbox else [])]
+
+    def one(folder: Path) -> GradedLearner:
+        return _grade_in_process(folder, out / folder.name, options, timeout)
+
+    rows = []
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        for row in pool.map(one, folders):
+            rows.append(row)
+            if progress:
+                progress(row)
+    return rows
+
+
+def _grade_in_process(folder: Path, out: Path, options: list[str], timeout: float) -> GradedLearner:
+    import json
+    import subprocess
+    import sys
+
+    from autograder import interrupts
+
+    started = time.monotonic()
+    shutil.rmtree(out, ignore_errors=True)
+    results = out / "results.json"
+    command = [sys.executable, "-m", "autograder", "grade", str(folder), "--out", str(out), *options]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, errors="replace")
+    try:
+        _, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.terminate()  # the grading removes its containers on SIGTERM
+        _, stderr = process.communicate()
+        return GradedLearner(folder.name, None, f"not graded: over {timeout:.0f} s", time.monotonic() - started)
+    except BaseException:
+        process.terminate()
+        process.wait()
+        raise
+    interrupts.raise_if_interrupted()
+    seconds = time.monotonic() - started
+    if process.returncode != 0 or not results.is_file():
+        lines = stderr.strip().splitlines()
+        # The CLI's "error: ..." line says why; else whatever it printed last.
+        why = next((line for line in lines if line.startswith("error: ")), lines[-1] if lines else "")
+        why = why.removeprefix("error: ") or f"exit status {process.returncode}"
+        return GradedLearner(folder.name, None, f"not graded: {why[:500]}", seconds)
+    return GradedLearner(folder.name, json.loads(results.read_text()), "", seconds)

@@ -1,0 +1,158 @@
+"""Grading whole submissions (``grade``, ``grade-all``): each kind of submission gets the score it
+deserves, with a reason, and the rest of it is still graded.
+
+Steps 00 and 02 keep these tests to seconds: what they prove (the workspace comes from the
+notebooks, read as files; notes and flags; the gradebook) does not depend on the step.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from autograder import course, submissions
+from autograder.checks.result import CheckResult, Verdict
+from autograder.grading import StepReport
+from autograder.reports import feedback, results_json
+
+STEPS = ["00", "02"]
+NOTEBOOKS = [step.notebook for step in course.STEPS if step.notebook]
+
+
+def _submission(tmp_path: Path, source: Path, name: str = "learner") -> Path:
+    folder = tmp_path / name
+    folder.mkdir()
+    for notebook in NOTEBOOKS:
+        shutil.copyfile(source / notebook, folder / notebook)
+    return folder
+
+
+@pytest.fixture
+def correct(tmp_path) -> Path:
+    return _submission(tmp_path, course.SOLUTIONS_DIR / course.ASSIGNMENT, "correct")
+
+
+@pytest.fixture
+def untouched(tmp_path) -> Path:
+    return _submission(tmp_path, course.EXERCISES_DIR / course.ASSIGNMENT, "untouched")
+
+
+def _add_cell(notebook: Path, source: str, *, at: int = 1) -> None:
+    document = nbformat.read(str(notebook), as_version=4)
+    document.cells.insert(at, nbformat.v4.new_code_cell(source))
+    nbformat.write(document, str(notebook))
+
+
+def _points(report: submissions.SubmissionReport) -> dict[str, float]:
+    return {r.step.id: r.points for r in report.reports}
+
+
+def test_a_correct_submission_earns_every_point(correct):
+    report = submissions.grade(correct, steps=STEPS)
+    assert _points(report) == {"00": 6, "02": 10} and report.flags == [] and report.notes == []
+
+
+def test_an_untouched_submission_earns_nothing(untouched):
+    report = submissions.grade(untouched, steps=STEPS)
+    assert report.points == 0 and report.max_points == 16
+
+
+def test_what_the_kernel_would_print_changes_nothing(untouched, correct):
+    """Hidden output and a redefined checkpoint(): no kernel runs, the files are what counts."""
+    _add_cell(correct / NOTEBOOKS[2], 'get_ipython().ast_node_interactivity = "none"')
+    _add_cell(untouched / NOTEBOOKS[0], 'def checkpoint(*args, **kwargs):\n    print("6/6 points")\n    return 6')
+    assert _points(submissions.grade(correct, steps=STEPS)) == {"00": 6, "02": 10}
+    assert submissions.grade(untouched, steps=STEPS).points == 0
+
+
+def test_a_submitted_workspace_that_differs_is_reported_and_the_notebooks_graded(correct):
+    workspace = correct / "workspace"
+    shutil.copytree(course.REFERENCE_WORKSPACE, workspace)
+    (workspace / "service" / "config.py").write_text("raise NotImplementedError()\n")
+    report = submissions.grade(correct, steps=STEPS)
+    assert _points(report) == {"00": 6, "02": 10}
+    assert "workspace differs" in report.flags
+    assert any("service/config.py differs" in note for note in report.notes), report.notes
+
+
+def test_a_broken_notebook_costs_its_files_and_nothing_else(correct):
+    (correct / NOTEBOOKS[2]).write_text("{ this is not a notebook")
+    report = submissions.grade(correct, steps=STEPS)
+    assert _points(report)["00"] == 6 and _points(report)["02"] == 0
+    assert "notebook problem" in report.flags
+    assert any(note.startswith(f"unreadable notebook {NOTEBOOKS[2]}") for note in report.notes)
+
+
+def test_a_missing_notebook_is_named(correct):
+    (correct / NOTEBOOKS[0]).unlink()
+    report = submissions.grade(correct, steps=STEPS)
+    assert _points(report) == {"00": 0, "02": 10}
+    assert any(note.startswith(f"missing notebook {NOTEBOOKS[0]}") for note in report.notes)
+
+
+def test_a_writefile_outside_the_submission_is_refused(correct, tmp_path):
+    _add_cell(correct / NOTEBOOKS[0], "%%writefile ../../escaped.txt\nwritten where it should not be")
+    report = submissions.grade(correct, steps=STEPS)
+    assert not list(tmp_path.parent.rglob("escaped.txt"))
+    assert any("refused a file" in note and "escaped.txt" in note for note in report.notes)
+    assert _points(report) == {"00": 6, "02": 10}
+
+
+def test_nbgraders_submitted_layout_is_found(correct, tmp_path):
+    student = tmp_path / "submitted" / "ada"
+    student.mkdir(parents=True)
+    shutil.move(correct, student / course.ASSIGNMENT)
+    found = submissions.find(student)
+    assert found.root == student / course.ASSIGNMENT and set(found.notebooks) == {"00", "01", "02", "03", "04", "05"}
+
+
+def test_results_are_gradescopes_format_and_a_skip_needs_manual_grading(tmp_path):
+    skipped = CheckResult("05.image-builds", "the image builds", Verdict.SKIPPED, 0.0, 3.0, "skipped: no Docker engine")
+    passed = CheckResult("05.base", "a pinned base image", Verdict.PASSED, 1.0, 1.0, "python:3.11-slim")
+    report = StepReport(course.step("05"), [skipped, passed])
+    data = results_json.as_dict([report], notes=["a note"], seconds=12.4)
+    assert data["execution_time"] == 12 and data["score"] == 1 and data["max_score"] == 4
+    assert {t["status"] for t in data["tests"]} == {"passed", "failed"}
+    manual = next(t for t in data["tests"] if t["name"].startswith("05.image-builds"))
+    assert manual["output"].startswith("needs manual grading") and manual["extra_data"]["verdict"] == "skipped"
+    assert "need manual grading" in data["output"] and "a note" in data["output"]
+    allowed = {"score", "max_score", "status", "name", "output", "visibility", "tags", "extra_data"}
+    assert all(set(t) <= allowed for t in data["tests"])
+
+
+def test_feedback_escapes_what_the_learner_controls(correct):
+    (correct / NOTEBOOKS[2]).write_text("{ broken")
+    report = submissions.grade(correct, steps=["00"])
+    report.notes.append("<script>alert(1)</script> | \x1b[2J")
+    page = feedback.as_html(report)
+    assert "<script>" not in page and "&lt;script&gt;" in page and "\x1b" not in page
+    assert "\x1b" not in feedback.markdown(report)
+
+
+def test_grade_all_writes_a_gradebook_and_goes_past_a_broken_submission(tmp_path):
+    batch = tmp_path / "submitted"
+    batch.mkdir()
+    _submission(batch, course.SOLUTIONS_DIR / course.ASSIGNMENT, "ada")
+    _submission(batch, course.EXERCISES_DIR / course.ASSIGNMENT, "bob")
+    (batch / "eve").mkdir()  # handed in nothing
+    out = tmp_path / "graded"
+    done = subprocess.run(
+        [sys.executable, "-m", "autograder", "grade-all", str(batch), "--out", str(out), "--steps", "00"],
+        capture_output=True,
+        text=True,
+        cwd=course.REPO_ROOT,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr  # one learner could not be graded
+    rows = {row["learner"]: row for row in csv.DictReader((out / "gradebook.csv").open())}
+    assert rows["ada"]["step 00"] == "6" and rows["ada"]["total"] == "6" and rows["ada"]["flags"] == ""
+    assert rows["bob"]["total"] == "0"
+    assert rows["eve"]["flags"] == "not graded" and "no notebook of the course" in rows["eve"]["notes"]
+    assert json.loads((out / "ada" / "results.json").read_text())["score"] == 6
+    assert (out / "ada" / "feedback.html").is_file() and (out / "bob" / "feedback.md").is_file()
