@@ -11,6 +11,7 @@ one step is that step's failure, never the end of the grading.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import time
@@ -22,7 +23,7 @@ from autograder import course, trees
 from autograder.checks import for_step
 from autograder.checks.result import CheckResult, Verdict
 from autograder.errors import AutograderError, NotebookError
-from autograder.grading import StepReport, grade_step
+from autograder.grading import SCRATCH_PREFIX, StepReport, grade_step
 from autograder.release.writefiles import write_files_of
 from autograder.settings import Settings, current
 
@@ -149,7 +150,8 @@ def grade(root: Path, *, steps: Iterable[str] | None = None, settings: Settings 
     submission = find(root)
     settings = settings or current()
     wanted = [course.step(s) for s in steps] if steps else list(course.STEPS)
-    scratch = Path(tempfile.mkdtemp(prefix="submission-"))
+    # Named like a grading's scratch (with this PID): a killed grade's folder is swept the same way.
+    scratch = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-submission-"))
     try:
         workspace, notes = rebuild_workspace(submission, scratch)
         notes += workspace_differences(workspace, submission.workspace)
