@@ -103,6 +103,14 @@ def _instructor_settings(args):
 def _release(args) -> int:
     from autograder.release.pipeline import release
 
+    if args.learner_repo:
+        from autograder.release import learner_repo
+
+        held = learner_repo.write(args.learner_repo, with_reference=args.with_reference)
+        print(f"learners' repository written to {args.learner_repo}: {', '.join(held)}")
+        print("without solutions/, hidden tests, step 04's faulty services, the instructors' guide or the tests")
+        return EXIT_OK
+
     found = release(check=args.check)
     if args.check:
         if found:
@@ -264,6 +272,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     release = commands.add_parser("release", help="generate exercises/ from solutions/ (nbgrader)")
     release.add_argument("--check", action="store_true", help="only compare; exit 1 and list the files on drift")
+    release.add_argument(
+        "--learner-repo", type=Path, metavar="DIR", help="write the repository learners get (no solutions) to DIR"
+    )
+    release.add_argument(
+        "--with-reference",
+        action="store_true",
+        help="with --learner-repo: include the reference workspace (reference/workspace) for catch-up",
+    )
     release.set_defaults(handler=_release)
 
     solutions = commands.add_parser("run-solutions", help="execute the solution notebooks with papermill")

@@ -18,7 +18,12 @@ BUILD_DIR = REPO_ROOT / "build"
 # nbgrader calls a set of notebooks handed out together an assignment; the course has one per module.
 ASSIGNMENT = "resnet-service"
 WORKSPACE_NAME = "workspace"
-REFERENCE_WORKSPACE = SOLUTIONS_DIR / ASSIGNMENT / WORKSPACE_NAME
+# A learner's repository (release --learner-repo) has no solutions/: the reference workspace, when
+# the instructor hands it out (--with-reference), is reference/workspace there.
+REFERENCE_BUNDLE = REPO_ROOT / "reference"
+REFERENCE_WORKSPACE = (
+    SOLUTIONS_DIR / ASSIGNMENT / WORKSPACE_NAME if SOLUTIONS_DIR.is_dir() else REFERENCE_BUNDLE / WORKSPACE_NAME
+)
 STUDENT_WORKSPACE = EXERCISES_DIR / ASSIGNMENT / WORKSPACE_NAME
 # Hidden from learners (the release skips hidden/): the faulty services that grade step 04's tests.
 FAULTY_VARIANTS = SOLUTIONS_DIR / ASSIGNMENT / "hidden" / "faulty-variants.toml"

@@ -159,8 +159,17 @@ class Grading:
         return ProbeRunner(self.snapshot.root, self.mechanism, self.settings, self.scratch)
 
     def _make_suite(self) -> pytest_suite.SuiteRunner:
+        if not course.REFERENCE_WORKSPACE.is_dir():
+            raise Unavailable(
+                Outcome.skip(
+                    "skipped: there is no reference service to run the suite against here (it lives in "
+                    "solutions/, or in the reference/ folder an instructor may hand out)"
+                )
+            )
+        # Without the hidden faulty services (a learner's repository), the suite still runs on the
+        # reference and its controls; the variants check then says they are the instructor's.
         try:
-            faulty = variants.load()
+            faulty = variants.load() if course.FAULTY_VARIANTS.is_file() else []
         except AutograderError as error:
             raise Unavailable(Outcome.skip(f"{error.message} ({error.hint})")) from error
         return pytest_suite.SuiteRunner(

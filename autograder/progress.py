@@ -194,6 +194,12 @@ class Change:
 def catch_up(target_step: str, workspace: Path, *, reference: Path | None = None) -> list[Change]:
     """Restore the reference files of every step before ``target_step``; back up what it replaces."""
     reference = reference or course.REFERENCE_WORKSPACE
+    if not reference.is_dir():
+        raise AutograderError(
+            f"catch-up needs the reference workspace, and {reference} does not exist",
+            hint="your instructor decides whether to hand it out: ask them for the course's reference/ folder "
+            "(python -m autograder release --learner-repo DIR --with-reference includes it)",
+        )
     target = course.step(target_step)
     earlier = [s for s in course.STEPS if s.id < target.id]
     if not earlier:

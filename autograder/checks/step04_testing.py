@@ -115,6 +115,11 @@ def passes_on_reference(ctx: Context) -> Outcome:
     needs=("suite",),
 )
 def catches_faulty_variants(ctx: Context) -> Outcome:
+    if not ctx.run_suite.variants:
+        return Outcome.skip(
+            "skipped: the faulty services are your instructor's (hidden), so this repository cannot run "
+            "them; your suite is scored on them when your work is graded"
+        )
     # The faulty services run only once the suite passes on the correct one (no time wasted).
     failure = _reference_failure(ctx.run_suite.campaign(with_variants=False))
     campaign = ctx.run_suite.campaign(with_variants=True) if not failure else None

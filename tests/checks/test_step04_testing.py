@@ -101,12 +101,21 @@ def test_missing_fixtures_are_named(suite_workspace):
     assert not result.passed and "client" in result.message
 
 
-def test_without_the_hidden_variants_the_step_is_skipped_never_passed(reference_workspace, monkeypatch, tmp_path):
+def test_without_the_hidden_variants_they_are_skipped_never_passed(reference_workspace, monkeypatch, tmp_path):
+    """A learner's repository: the suite still runs on the reference, the faulty services are skipped."""
     monkeypatch.setattr(course, "FAULTY_VARIANTS", tmp_path / "absent.toml")
+    results = by_id(grade_step("04", reference_workspace, only=["passes-on-reference", "catches-faulty-variants"]))
+    assert results["04.passes-on-reference"].passed
+    variants = results["04.catches-faulty-variants"]
+    assert variants.verdict is Verdict.SKIPPED and variants.points == 0 and "instructor" in variants.message
+
+
+def test_without_a_reference_service_the_suite_is_skipped_never_passed(reference_workspace, monkeypatch, tmp_path):
+    monkeypatch.setattr(course, "REFERENCE_WORKSPACE", tmp_path / "absent")
     results = by_id(grade_step("04", reference_workspace, only=["passes-on-reference", "catches-faulty-variants"]))
     for result in results.values():
         assert result.verdict is Verdict.SKIPPED and result.points == 0
-        assert "solutions/" in result.message
+        assert "reference/" in result.message
 
 
 # Suites that game the grading instead of testing; each earns nothing it did not test for.
