@@ -110,6 +110,7 @@ def _release(args) -> int:
         print(f"learners' repository written to {args.learner_repo}: {', '.join(held)}")
         print("without solutions/, hidden tests, step 04's faulty services, the instructors' guide or the tests")
         return EXIT_OK
+    _needs_solutions("release")
 
     found = release(check=args.check)
     if args.check:
@@ -128,8 +129,18 @@ def _release(args) -> int:
     return EXIT_OK
 
 
+def _needs_solutions(command: str) -> None:
+    if not course.SOLUTIONS_DIR.is_dir():
+        raise AutograderError(
+            f"`{command}` works from solutions/, which this repository does not have (a learners' repository)",
+            hint="run it in the instructors' repository",
+        )
+
+
 def _run_solutions(args) -> int:
     from autograder.reference import run_solutions
+
+    _needs_solutions("run-solutions")
 
     run = run_solutions(check=args.check)
     if not run.differences:

@@ -15,6 +15,7 @@ import nbformat
 
 from autograder import course
 from autograder.errors import NotebookError
+from autograder.release.writefiles import SOLUTION_MARKERS
 from autograder.runners.notebooks import ExecutedNotebook, execute_notebook, fresh_copy
 from autograder.trees import ALWAYS_IGNORED, differences
 
@@ -26,9 +27,6 @@ class SolutionsRun:
     executed: list[ExecutedNotebook] = field(default_factory=list)
     workspace: Path | None = None
     differences: list[str] = field(default_factory=list)
-
-
-SOLUTION_MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
 
 
 def strip_solution_markers(notebook_path: Path) -> None:

@@ -68,6 +68,8 @@ class SubmissionReport:
             found.append("workspace differs")
         if any(note.startswith(("missing notebook", "unreadable notebook", "refused")) for note in self.notes):
             found.append("notebook problem")
+        if any(note.startswith("tampered") for note in self.notes):
+            found.append("tampered")
         if any(r.id.endswith(".grading-error") for r in results):
             found.append("not graded")
         return found
@@ -114,7 +116,7 @@ def rebuild_workspace(submission: Submission, destination: Path) -> tuple[Path, 
             continue
         refused: list[str] = []
         try:
-            write_files_of(notebook, destination, refused=refused)
+            write_files_of(notebook, destination, refused=refused, strip_markers=True)
         except NotebookError as error:
             notes.append(f"unreadable notebook {step.notebook}: {error.message}")
         except (OSError, UnicodeError, ValueError) as error:
@@ -125,6 +127,87 @@ def rebuild_workspace(submission: Submission, destination: Path) -> tuple[Path, 
     workspace = destination / course.WORKSPACE_NAME
     workspace.mkdir(parents=True, exist_ok=True)
     return workspace, notes
+
+
+# Code that takes over what a checkpoint cell shows: harmless to `grade` (no kernel runs), but an
+# instructor wants to know, and nbgrader's autograde would believe it.
+TAMPERING_NAMES = ("checkpoint",)
+TAMPERING_TEXT = ("ast_node_interactivity",)
+
+
+def tampering(submission: Submission, released: Path | None = None) -> list[str]:
+    """Notes on the code cells of the release a submission edited, deleted or changed in type
+    (checkpoints, hidden-test cells: nbgrader's checksums say), and on cells that redefine
+    ``checkpoint`` or hide output. None of it changes a score here."""
+    import nbformat
+    from nbgrader import utils
+
+    released = released or course.EXERCISES_DIR / course.ASSIGNMENT
+    notes = []
+    for path in sorted(submission.notebooks.values()):
+        name = path.name
+        try:
+            if path.stat().st_size > NOTEBOOK_LIMIT:
+                continue
+            theirs = nbformat.read(str(path), as_version=4)
+            ours = nbformat.read(str(released / name), as_version=4)
+        except Exception:  # noqa: BLE001 - unreadable notebooks are noted by rebuild_workspace
+            continue
+        by_id = {}
+        for cell in theirs.cells:
+            meta = cell.get("metadata", {}).get("nbgrader")
+            if isinstance(meta, dict) and meta.get("grade_id"):
+                by_id[meta["grade_id"]] = cell
+        problems, untouched = [], set()
+        for cell in ours.cells:
+            meta = cell.metadata.get("nbgrader") or {}
+            if cell.cell_type != "code" or meta.get("solution") or not (meta.get("grade") or meta.get("locked")):
+                continue
+            found = by_id.get(meta["grade_id"])
+            if found is None:
+                problems.append(f"cell {meta['grade_id']} deleted")
+            elif found.cell_type != cell.cell_type:
+                problems.append(f"cell {meta['grade_id']} changed to {found.cell_type}")
+            elif utils.compute_checksum(found) != meta.get("checksum"):
+                problems.append(f"cell {meta['grade_id']} edited")
+            else:
+                untouched.add(id(found))
+        # The release's own cells (which import checkpoint) are not the learner's doing.
+        problems += [
+            why
+            for cell in theirs.cells
+            if cell.cell_type == "code" and id(cell) not in untouched and not _released_as_is(cell, ours)
+            for why in _takes_over(cell.source)
+        ]
+        if problems:
+            notes.append(f"tampered with {name}: " + "; ".join(dict.fromkeys(problems)))
+    return notes
+
+
+def _released_as_is(cell, released) -> bool:
+    return any(cell.source == ours.source for ours in released.cells if ours.cell_type == "code")
+
+
+def _takes_over(source: str) -> list[str]:
+    import ast
+
+    found = [f"a cell sets {text}" for text in TAMPERING_TEXT if text in source]
+    code = "\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!")))
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError):
+        return found
+    for node in ast.walk(tree):
+        names = []
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names = [node.name]
+        elif isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names = [t.id for t in targets if isinstance(t, ast.Name)]
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            names = [alias.asname or alias.name for alias in node.names]
+        found += [f"a cell redefines {name}()" for name in names if name in TAMPERING_NAMES]
+    return found
 
 
 def workspace_differences(rebuilt: Path, submitted: Path | None) -> list[str]:
@@ -155,10 +238,27 @@ def grade(root: Path, *, steps: Iterable[str] | None = None, settings: Settings 
     try:
         workspace, notes = rebuild_workspace(submission, scratch)
         notes += workspace_differences(workspace, submission.workspace)
-        reports = [_grade_step(step, workspace, settings) for step in wanted]
+        notes += tampering(submission)
+        if steps:
+            notes.append(
+                "graded only step(s) " + ", ".join(s.id for s in wanted) + " (--steps): the points cover those"
+            )
+        reports = [_without_paths(_grade_step(step, workspace, settings), workspace) for step in wanted]
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+    notes = [note.replace(f"{submission.root}{os.sep}", "") for note in notes]
     return SubmissionReport(submission, reports, notes, seconds=time.monotonic() - started)
+
+
+def _without_paths(report: StepReport, workspace: Path) -> StepReport:
+    """The report with the grader's folder for the rebuilt workspace named as the learner knows it."""
+    import dataclasses
+
+    def clean(text: str) -> str:
+        return text.replace(str(workspace), "the workspace your notebooks write")
+
+    results = [dataclasses.replace(r, message=clean(r.message), hint=clean(r.hint)) for r in report.results]
+    return dataclasses.replace(report, results=results, notes=tuple(clean(n) for n in report.notes))
 
 
 def _grade_step(step: course.Step, workspace: Path, settings: Settings) -> StepReport:

@@ -20,6 +20,7 @@ import pytest
 from autograder import course, submissions
 from autograder.checks.result import CheckResult, Verdict
 from autograder.grading import StepReport
+from autograder.release.writefiles import SOLUTION_MARKERS
 from autograder.reports import feedback, results_json
 
 STEPS = ["00", "02"]
@@ -34,9 +35,31 @@ def _submission(tmp_path: Path, source: Path, name: str = "learner") -> Path:
     return folder
 
 
+def _solved(folder: Path) -> Path:
+    """What a learner who solved everything hands in: the release's notebooks, each solution cell
+    holding the reference's code (no nbgrader markers), every other cell as released."""
+    for notebook in NOTEBOOKS:
+        released = nbformat.read(str(course.EXERCISES_DIR / course.ASSIGNMENT / notebook), as_version=4)
+        solutions = nbformat.read(str(course.SOLUTIONS_DIR / course.ASSIGNMENT / notebook), as_version=4)
+        solved = {
+            c.metadata["nbgrader"]["grade_id"]: c.source
+            for c in solutions.cells
+            if c.metadata.get("nbgrader", {}).get("solution")
+        }
+        for cell in released.cells:
+            meta = cell.metadata.get("nbgrader", {})
+            if meta.get("solution"):
+                lines = solved[meta["grade_id"]].split("\n")
+                cell.source = "\n".join(line for line in lines if line.strip() not in SOLUTION_MARKERS)
+        nbformat.write(released, str(folder / notebook))
+    return folder
+
+
 @pytest.fixture
 def correct(tmp_path) -> Path:
-    return _submission(tmp_path, course.SOLUTIONS_DIR / course.ASSIGNMENT, "correct")
+    folder = tmp_path / "correct"
+    folder.mkdir()
+    return _solved(folder)
 
 
 @pytest.fixture
@@ -56,7 +79,13 @@ def _points(report: submissions.SubmissionReport) -> dict[str, float]:
 
 def test_a_correct_submission_earns_every_point(correct):
     report = submissions.grade(correct, steps=STEPS)
-    assert _points(report) == {"00": 6, "02": 10} and report.flags == [] and report.notes == []
+    assert _points(report) == {"00": 6, "02": 10} and report.flags == []
+    assert report.notes == ["graded only step(s) 00, 02 (--steps): the points cover those"]
+
+
+def test_the_reference_workspace_beside_its_notebooks_differs_in_nothing(correct):
+    shutil.copytree(course.REFERENCE_WORKSPACE, correct / "workspace")
+    assert "workspace differs" not in submissions.grade(correct, steps=["00"]).flags
 
 
 def test_an_untouched_submission_earns_nothing(untouched):
@@ -64,12 +93,33 @@ def test_an_untouched_submission_earns_nothing(untouched):
     assert report.points == 0 and report.max_points == 16
 
 
-def test_what_the_kernel_would_print_changes_nothing(untouched, correct):
-    """Hidden output and a redefined checkpoint(): no kernel runs, the files are what counts."""
+def test_what_the_kernel_would_print_changes_nothing_and_is_flagged(untouched, correct):
+    """Hidden output and a redefined checkpoint(): no kernel runs, the files are what counts, and
+    the instructor learns of the attempt."""
     _add_cell(correct / NOTEBOOKS[2], 'get_ipython().ast_node_interactivity = "none"')
     _add_cell(untouched / NOTEBOOKS[0], 'def checkpoint(*args, **kwargs):\n    print("6/6 points")\n    return 6')
-    assert _points(submissions.grade(correct, steps=STEPS)) == {"00": 6, "02": 10}
-    assert submissions.grade(untouched, steps=STEPS).points == 0
+    hidden = submissions.grade(correct, steps=STEPS)
+    assert _points(hidden) == {"00": 6, "02": 10} and "tampered" in hidden.flags
+    assert any("ast_node_interactivity" in note for note in hidden.notes), hidden.notes
+    faked = submissions.grade(untouched, steps=STEPS)
+    assert faked.points == 0 and any("redefines checkpoint()" in note for note in faked.notes), faked.notes
+
+
+def test_edited_and_deleted_checkpoint_cells_are_flagged(correct):
+    document = nbformat.read(str(correct / NOTEBOOKS[0]), as_version=4)
+    graded = [c for c in document.cells if c.metadata.get("nbgrader", {}).get("grade") and c.cell_type == "code"]
+    graded[0].source = "print('6/6')"
+    document.cells.remove(graded[1])
+    nbformat.write(document, str(correct / NOTEBOOKS[0]))
+    report = submissions.grade(correct, steps=["00"])
+    assert report.points == 6 and "tampered" in report.flags
+    note = next(note for note in report.notes if note.startswith("tampered"))
+    assert f"cell {graded[0].metadata.nbgrader.grade_id} edited" in note
+    assert f"cell {graded[1].metadata.nbgrader.grade_id} deleted" in note
+
+
+def test_the_untouched_release_is_not_tampered_with(untouched):
+    assert submissions.tampering(submissions.find(untouched)) == []
 
 
 def test_a_submitted_workspace_that_differs_is_reported_and_the_notebooks_graded(correct):
@@ -139,7 +189,8 @@ def test_feedback_escapes_what_the_learner_controls(correct):
 def test_grade_all_writes_a_gradebook_and_goes_past_a_broken_submission(tmp_path):
     batch = tmp_path / "submitted"
     batch.mkdir()
-    _submission(batch, course.SOLUTIONS_DIR / course.ASSIGNMENT, "ada")
+    (batch / "ada").mkdir()
+    _solved(batch / "ada")
     _submission(batch, course.EXERCISES_DIR / course.ASSIGNMENT, "bob")
     (batch / "eve").mkdir()  # handed in nothing
     out = tmp_path / "graded"

@@ -26,7 +26,6 @@ COPIED = (
     "requirements.in",
     "requirements.txt",
     "environment.yml",
-    "Makefile",
     "LEARNING_GUIDE.md",
     ".gitignore",
     "course_docs/architecture.md",
@@ -50,6 +49,43 @@ make lab                                        # first run: creates .venv (Pyth
 The checks you run here are the visible ones; your instructor grades your notebooks with hidden
 tests too, and step 04's suite against faulty services they keep.
 """
+# The learners' Makefile: this repository's variables and environment rule (taken from its own
+# Makefile, so the pins stay one), and only the targets that work without solutions/.
+LEARNER_TARGETS = """
+.PHONY: help venv lab doctor progress clean
+
+help:
+\t@echo "make lab       JupyterLab on exercises/ (first run: creates .venv with the course's pinned packages)"
+\t@echo "make doctor    is this machine ready for the course? each problem with its fix"
+\t@echo "make progress  every step's status"
+\t@echo "make clean     remove the containers and old images the autograder left"
+
+venv: $(STAMP)
+
+lab: venv
+\t$(RUN) -m jupyter lab --notebook-dir=exercises
+
+doctor: venv
+\t$(RUN) -m autograder doctor
+
+progress: venv
+\t$(RUN) -m autograder progress
+
+clean:
+\t-$(RUN) -m autograder clean --keep 0
+"""
+
+
+def learner_makefile(makefile: str) -> str:
+    """The learners' Makefile made from this repository's: its variables and its $(STAMP) rule."""
+    blocks = makefile.split("\n\n")
+    variables = next(b for b in blocks if "PYTHON ?=" in b)
+    variables = "\n".join(line for line in variables.splitlines() if not line.startswith("#") or "PATH" in line)
+    stamp = next(b for b in blocks if b.lstrip().startswith(("$(STAMP):", "# Re-installs")) and "$(STAMP):" in b)
+    header = "# The course's commands for learners (the autograder's own are in README.md).\n\n"
+    return header + variables + "\n" + LEARNER_TARGETS + "\n" + stamp.strip() + "\n"
+
+
 CATCH_UP_LINE = ".venv/bin/python -m autograder catch-up 03  # the reference files of the steps before 03\n"
 
 
@@ -76,5 +112,6 @@ def write(destination: Path, *, with_reference: bool = False) -> list[str]:
             destination / course.REFERENCE_BUNDLE.name / course.WORKSPACE_NAME,
             ignore=shutil.ignore_patterns(*ALWAYS_IGNORED, "*.pyc"),
         )
+    (destination / "Makefile").write_text(learner_makefile((course.REPO_ROOT / "Makefile").read_text()))
     (destination / "README.md").write_text(README.format(catch_up=CATCH_UP_LINE if with_reference else ""))
     return sorted(p.name for p in destination.iterdir())

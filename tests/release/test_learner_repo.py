@@ -76,3 +76,11 @@ def test_run_from_its_root_it_is_its_own_autograder_that_runs(with_reference):
         text=True,
     )
     assert found.stdout.strip() == str(with_reference / "reference" / "workspace"), found.stderr
+
+
+def test_its_makefile_has_only_what_works_there(with_reference):
+    assert subprocess.run(["make", "-n", "lab"], cwd=with_reference, capture_output=True).returncode == 0
+    for instructors_only in ("test", "demo", "run-solutions", "release"):
+        assert subprocess.run(["make", "-n", instructors_only], cwd=with_reference, capture_output=True).returncode
+    refused = _autograder(with_reference, "run-solutions")
+    assert refused.returncode == 2 and "learners' repository" in refused.stderr and "Traceback" not in refused.stderr
