@@ -546,7 +546,10 @@ def _openapi_path(flask_rule: str) -> str:
 
 def _validate_answer(spec: dict, path: str, method: str, answer: dict) -> str:
     """Why a real ``answer`` contradicts the document; "" when it matches."""
-    responses = spec["paths"][path][method].get("responses", {})
+    operation = ((spec.get("paths") or {}).get(path) or {}).get(method)
+    if not isinstance(operation, dict):
+        return f"the document has no {method.upper()} {path} operation"
+    responses = operation.get("responses") or {}
     status = str(answer["status"])
     described = responses.get(status) or responses.get(status[0] + "XX") or responses.get("default")
     what = f"{method.upper()} {path} answered {status} {answer['mimetype']}"
@@ -565,15 +568,38 @@ def _validate_answer(spec: dict, path: str, method: str, answer: dict) -> str:
     from referencing import Registry, Resource
     from referencing.jsonschema import DRAFT202012
 
-    root = Resource.from_contents(spec, default_specification=DRAFT202012)
-    registry = Registry().with_resource("urn:openapi", root)
-    resolved = _rebase_refs(schema)
-    validator = jsonschema.Draft202012Validator(resolved, registry=registry)
-    error = jsonschema.exceptions.best_match(validator.iter_errors(answer["json"]))
+    try:
+        root = Resource.from_contents(_defused(spec), default_specification=DRAFT202012)
+        registry = Registry().with_resource("urn:openapi", root)
+        validator = jsonschema.Draft202012Validator(_rebase_refs(_defused(schema)), registry=registry)
+        error = jsonschema.exceptions.best_match(validator.iter_errors(answer["json"]))
+    except Exception as problem:  # noqa: BLE001 - an unusable schema of the learner's, whatever it is
+        return f"the document's schema for {status} of {method.upper()} {path} cannot be used: {type(problem).__name__}"
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path) or "the body"
         return f"{what} that does not match its documented schema at {where}: {error.message[:200]}"
     return ""
+
+
+# Keywords whose cost the document's author controls: a regular expression can backtrack for
+# hours (re has no timeout), uniqueItems compares every pair of a large array. The grader never
+# evaluates them; each is recognised by its value's type, so a property named "pattern" stays.
+COSTLY_KEYWORDS = {"pattern": str, "patternProperties": dict, "uniqueItems": bool, "format": str}
+
+
+def _defused(schema: object, depth: int = 0) -> object:
+    """``schema`` without the costly keywords, and no deeper than the parser's limits allow."""
+    if depth > 200:
+        raise RecursionError("the schema is nested too deep")
+    if isinstance(schema, dict):
+        return {
+            k: _defused(v, depth + 1)
+            for k, v in schema.items()
+            if not (k in COSTLY_KEYWORDS and isinstance(v, COSTLY_KEYWORDS[k]))
+        }
+    if isinstance(schema, list):
+        return [_defused(v, depth + 1) for v in schema]
+    return schema
 
 
 def _rebase_refs(schema: object) -> object:

@@ -11,10 +11,10 @@ missing or unreadable result is a crash, never a pass.
 from __future__ import annotations
 
 import http.client
+import io
 import json
 import os
 import shutil
-import stat
 import subprocess
 import sys
 import tempfile
@@ -37,6 +37,7 @@ ARRAYS_TOTAL_LIMIT = 256 * 1024**2  # every array a result names, a file named t
 OUTPUT_TAIL_LINES = 15
 COMMAND_OUTPUT_LIMIT = 4000  # of a command's stdout and of its stderr, the ends kept
 STDERR_FILE = "stderr"
+STDERR_READ_LIMIT = 64 * 1024**2  # the file-size limit of the sandbox bounds it anyway
 PROBE_ENV = {"OMP_NUM_THREADS": "2", "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "PYTHONDONTWRITEBYTECODE": "1"}
 
 
@@ -129,15 +130,10 @@ def _file_end(path: Path, limit: int) -> str:
     """The last ``limit`` bytes of a regular file the sandbox wrote ('' for anything else: a
     link is never followed, whatever it points at)."""
     try:
-        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
+        data = sandbox.read_output(path, STDERR_READ_LIMIT)
+    except (OSError, ValueError):
         return ""
-    with os.fdopen(descriptor, "rb") as stream:
-        size = os.fstat(stream.fileno()).st_size
-        if not stat.S_ISREG(os.fstat(stream.fileno()).st_mode):
-            return ""
-        stream.seek(max(size - limit, 0))
-        return stream.read(limit).decode("utf-8", "replace")
+    return data[-limit:].decode("utf-8", "replace")
 
 
 class Served:
@@ -151,11 +147,8 @@ class Served:
 
     def facts(self) -> dict:
         """What the probe noted (harness.note); {} while there is nothing readable."""
-        path = self.out / harness.FACTS_FILE
         try:
-            if path.is_symlink() or path.stat().st_size > RESULT_LIMIT:
-                return {}
-            facts = json.loads(path.read_text())
+            facts = json.loads(sandbox.read_output(self.out / harness.FACTS_FILE, RESULT_LIMIT))
         except (OSError, ValueError, RecursionError):
             return {}
         return facts if isinstance(facts, dict) else {}
@@ -239,13 +232,14 @@ def _tail(text: str) -> str:
 def _result(out: Path, finished: sandbox.Finished) -> ProbeResult:
     if finished.timed_out:
         return ProbeResult(ok=False, timed_out=True, output_tail=_tail(finished.output))
-    path = out / "result.json"
     try:
-        if path.is_symlink() or not path.is_file():
-            raise FileNotFoundError(path)
-        if path.stat().st_size > RESULT_LIMIT:
+        if not (out / "result.json").exists():
+            raise FileNotFoundError(out / "result.json")
+        try:
+            text = sandbox.read_output(out / "result.json", RESULT_LIMIT)
+        except ValueError:
             return ProbeResult(ok=False, crashed=True, output_tail="the probe's result was over its size limit")
-        payload = json.loads(path.read_text())
+        payload = json.loads(text)
         value = _decode(payload.get("value"), out) if payload.get("ok") else None
     except (OSError, ValueError, TypeError, AttributeError, RecursionError, MemoryError) as error:
         reason = _tail(finished.output) or f"exit status {finished.returncode}"
@@ -264,13 +258,16 @@ def _decode(value: object, out: Path, loaded: list[int] | None = None) -> object
     if isinstance(value, dict):
         if set(value) == {"__npy__"}:
             name = str(value["__npy__"])
-            path = out / name
-            if "/" in name or path.is_symlink() or not path.is_file() or path.stat().st_size > ARRAY_LIMIT:
-                raise ValueError(f"array {name!r} is missing or too large")
-            loaded[0] += path.stat().st_size
+            try:
+                if "/" in name:
+                    raise OSError(name)
+                data = sandbox.read_output(out / name, ARRAY_LIMIT)
+            except (OSError, ValueError) as error:
+                raise ValueError(f"array {name!r} is missing or too large") from error
+            loaded[0] += len(data)
             if loaded[0] > ARRAYS_TOTAL_LIMIT:
                 raise ValueError("the arrays it names are too large in total")
-            return numpy.load(path, allow_pickle=False)
+            return numpy.load(io.BytesIO(data), allow_pickle=False)
         return {k: _decode(v, out, loaded) for k, v in value.items()}
     if isinstance(value, list):
         return [_decode(v, out, loaded) for v in value]

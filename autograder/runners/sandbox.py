@@ -21,6 +21,7 @@ import hashlib
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -466,6 +467,21 @@ def run(
         output_bytes=output.total,
         sandboxed=mechanism.sandboxed,
     )
+
+
+def read_output(path: Path, limit: int) -> bytes:
+    """A file the sandboxed code wrote, read with one open that follows no link and never blocks:
+    a link, FIFO or anything but a regular file in its place is refused (OSError), and so is a
+    file over ``limit`` bytes (ValueError). Code that is still running cannot swap it mid-check."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(descriptor, "rb") as stream:
+        info = os.fstat(stream.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(f"{Path(path).name} is not a regular file")
+        data = stream.read(limit + 1)
+    if info.st_size > limit or len(data) > limit:
+        raise ValueError(f"{Path(path).name} is over its size limit")
+    return data
 
 
 def _kill_at(process: subprocess.Popen, deadline: float, stop: threading.Event) -> None:

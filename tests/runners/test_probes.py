@@ -177,3 +177,58 @@ def test_a_commands_stderr_swapped_for_a_link_is_not_followed(runner_for):
     )
     result = runner.command(["python", "tool.py"])
     assert result.ok and result.value["status"] == 0 and result.value["stderr"] == "", result
+
+
+def test_a_fifo_in_place_of_the_facts_file_does_not_hang_the_grader(runner_for):
+    runner = runner_for(
+        "import os, sys, time\nos.mkfifo(os.path.join(sys.argv[1], 'out', 'facts.json'))\ntime.sleep(3600)\n",
+        name="service/__init__.py",
+    )
+    started = time.monotonic()
+    result = runner("step03_api:serve", {"apps": {"app": {}}}, drive=_health, timeout=4)
+    assert result.timed_out and time.monotonic() - started < 20
+
+
+def test_a_link_in_place_of_the_apps_socket_is_never_followed(runner_for, tmp_path):
+    """The learner's code swaps its socket for a link to another one (the Docker daemon's, say)."""
+    import socket
+
+    elsewhere = tmp_path / "elsewhere.sock"
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(elsewhere))
+    listener.listen()
+    listener.setblocking(False)
+    runner = runner_for(
+        "import json, os, sys, time\n"
+        "out = os.path.join(sys.argv[1], 'out')\n"
+        f"os.symlink({str(elsewhere)!r}, os.path.join(out, 'app.sock'))\n"
+        "json.dump({'ready': True}, open(os.path.join(out, 'facts.json'), 'w'))\n"
+        "time.sleep(3600)\n",
+        name="service/__init__.py",
+    )
+    result = runner("step03_api:serve", {"apps": {"app": {}}}, drive=_health, timeout=30)
+    assert not result.ok and "not a socket" in result.describe_failure(), result
+    with pytest.raises(BlockingIOError):
+        listener.accept()  # nobody knocked
+    listener.close()
+
+
+def test_output_files_are_read_only_when_regular_and_bounded(tmp_path):
+    import os
+
+    (tmp_path / "plain").write_bytes(b"12345")
+    assert sandbox.read_output(tmp_path / "plain", 5) == b"12345"
+    with pytest.raises(ValueError):
+        sandbox.read_output(tmp_path / "plain", 4)
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "link").symlink_to(tmp_path / "plain")
+    for refused in ("fifo", "link"):
+        with pytest.raises(OSError):
+            sandbox.read_output(tmp_path / refused, 100)
+
+
+def test_an_answer_nested_too_deep_is_no_json_not_a_crash():
+    from autograder.runners import unix_http
+
+    body = b"[" * 200_000 + b"]" * 200_000
+    assert unix_http.answer(200, [("Content-Type", "application/json")], body)["json"] is None
