@@ -67,6 +67,16 @@ def valid_environment(rng: random.Random) -> tuple[dict[str, str], dict[str, obj
     return environ, expected
 
 
+def _part_of(rng: random.Random, environ: dict[str, str]) -> dict[str, str]:
+    """A random part of ``environ`` (all of it, or as little as nothing), keeping TOP_K_DEFAULT
+    and TOP_K_MAX together so the part stays valid."""
+    kept = {name: value for name, value in environ.items() if rng.random() < 0.6}
+    if ("TOP_K_DEFAULT" in kept) != ("TOP_K_MAX" in kept):
+        kept.pop("TOP_K_DEFAULT", None)
+        kept.pop("TOP_K_MAX", None)
+    return kept if rng.random() < 0.7 else dict(environ)
+
+
 def invalid_values(rng: random.Random) -> dict[str, str]:
     """One invalid value for every variable: words, out of range, or almost right (10MB)."""
     values = {}
@@ -192,11 +202,18 @@ def defaults_and_variables(ctx: Context) -> Outcome:
 )
 def invalid_values_named(ctx: Context) -> Outcome:
     invalid = invalid_values(ctx.rng)
-    environs = {name: {name: raw} for name, raw in invalid.items()}
+    valid, _ = valid_environment(ctx.rng)
+    # Each bad value among valid ones, in environments of every size (the whole valid one, or a
+    # part of it): only the value tells them from the valid control, never their length.
+    environs = {name: {**_part_of(ctx.rng, valid), name: raw} for name, raw in invalid.items()}
     environs["together"] = dict(invalid)
+    environs["valid control"] = _part_of(ctx.rng, valid)
     value, failure = ctx.probe("step02_configuration:settings_from", {"environs": environs}, files=(CONFIG_FILE,))
     if failure:
         return Outcome.fail(f"Settings.from_env failed: {failure}")
+    if value["valid control"]["raised"]:
+        shown = ", ".join(f"{k}={v!r}" for k, v in environs["valid control"].items())
+        return Outcome.fail(f"valid values were refused ({shown}): {value['valid control'].get('message', '')[:200]}")
     for name, raw in invalid.items():
         outcome = value[name]
         if outcome["raised"] != "ConfigError":
@@ -225,13 +242,26 @@ def cross_field_rules(ctx: Context) -> Outcome:
     top_max = ctx.rng.randint(2, 500)
     top_default = ctx.rng.randint(top_max + 1, 1000)
     missing_path = f"/no/such/{_word(ctx.rng)}/resnet50.pt"
+    fine_default = ctx.rng.randint(1, top_max)
     environs = {
         "top_k": {"TOP_K_DEFAULT": str(top_default), "TOP_K_MAX": str(top_max)},
         "weights": {"MODEL_WEIGHTS_PATH": missing_path},
+        # The same variables, valid: the rules, not the variables' presence, must decide.
+        "configured": {"TOP_K_DEFAULT": str(fine_default), "TOP_K_MAX": str(top_max)},
     }
-    value, failure = ctx.probe("step02_configuration:settings_from", {"environs": environs}, files=(CONFIG_FILE,))
+    value, failure = ctx.probe(
+        "step02_configuration:settings_from",
+        {"environs": environs, "weights": "resnet50.pt"},
+        inputs={"resnet50.pt": b"weights"},
+        files=(CONFIG_FILE,),
+    )
     if failure:
         return Outcome.fail(f"Settings.from_env failed: {failure}")
+    if value["configured"]["raised"]:
+        return Outcome.fail(
+            f"TOP_K_DEFAULT={fine_default} with TOP_K_MAX={top_max} and an existing MODEL_WEIGHTS_PATH were "
+            f"refused: {value['configured'].get('message', '')[:200]}"
+        )
     top_k = value["top_k"].get("message", "") if value["top_k"]["raised"] == "ConfigError" else ""
     if "TOP_K_DEFAULT" not in top_k or "TOP_K_MAX" not in top_k:
         return Outcome.fail(
@@ -259,9 +289,12 @@ def startup_command(ctx: Context) -> Outcome:
     while port == DEFAULTS["port"]:
         port = ctx.rng.randint(1024, 65535)
     invalid = invalid_values(ctx.rng)
-    bad = {"PORT": invalid["PORT"], "LOG_LEVEL": invalid["LOG_LEVEL"]}
+    valid, _ = valid_environment(ctx.rng)
+    wrong = ctx.rng.sample(sorted(invalid), 2)
+    bad = {**_part_of(ctx.rng, valid), **{name: invalid[name] for name in wrong}}
+    good_env = {**_part_of(ctx.rng, valid), "PORT": str(port)}
     # The command run as a learner would run it; its exit status and output seen from outside.
-    good, failure = ctx.command(["python", "-m", "service.config"], env={"PORT": str(port)}, files=(CONFIG_FILE,))
+    good, failure = ctx.command(["python", "-m", "service.config"], env=good_env, files=(CONFIG_FILE,))
     if not failure:
         broken, failure = ctx.command(["python", "-m", "service.config"], env=bad, files=(CONFIG_FILE,))
     if failure:
@@ -275,8 +308,10 @@ def startup_command(ctx: Context) -> Outcome:
         return Outcome.fail(f"with invalid values it should exit with status 2, not {broken['status']}")
     if "Traceback" in broken["stderr"]:
         return Outcome.fail("invalid values produced a traceback: print the problems instead")
-    if "PORT" not in broken["stderr"] or "LOG_LEVEL" not in broken["stderr"]:
-        return Outcome.fail(f"stderr should name every invalid variable: {broken['stderr'][-300:]}")
+    if not all(name in broken["stderr"] for name in wrong):
+        return Outcome.fail(
+            f"stderr should name every invalid variable ({', '.join(wrong)}): {broken['stderr'][-300:]}"
+        )
     return Outcome.ok("settings printed; invalid values listed on stderr with exit status 2")
 
 

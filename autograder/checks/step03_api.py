@@ -107,14 +107,15 @@ def files_complete(ctx: Context) -> Outcome:
 )
 def factory_and_readiness(ctx: Context) -> Outcome:
     failure_file = f"/nowhere/{_word(ctx)}.pt"
-    value, failed = _probe(
-        ctx,
-        "factory_and_readiness",
-        {"failure_path": failure_file, "bad_port": _word(ctx, 5)},
-        "building the app",
-    )
+    value, failed = _probe(ctx, "factory_and_readiness", {"failure_path": failure_file}, "building the app")
     if failed:
         return failed
+    bad_port = _word(ctx, 5)
+    started, failure = ctx.command(
+        ["python", "-c", step03_requests.BAD_ENVIRONMENT_SCRIPT], env={"PORT": bad_port}, files=FILES
+    )
+    if failure:
+        return Outcome.fail(f"create_app() with PORT={bad_port!r} in the environment failed: {failure}")
     if value["health_while_loading"]["status"] != 200:
         return Outcome.fail(
             f"/health answered {value['health_while_loading']['status']} while the model loaded; it must not wait for the model"
@@ -134,9 +135,10 @@ def factory_and_readiness(ctx: Context) -> Outcome:
         return Outcome.fail(failure)
     if failure_file not in json.dumps(value["ready_after_failure"]["json"]):
         return Outcome.fail("after a failed load, /ready's detail should say why (the loader's error)")
-    if "PORT" not in value["bad_environment"]:
+    if started["status"] == 0 or "ConfigError" not in started["stderr"] or "PORT" not in started["stderr"]:
+        said = (started["stderr"].strip().splitlines() or ["it started"])[-1][:200]
         return Outcome.fail(
-            "create_app() with an invalid PORT in the environment started; it must raise the ConfigError"
+            f"create_app() with PORT={bad_port!r} in the environment must raise the ConfigError naming PORT; {said}"
         )
     return Outcome.ok("/health at once; /ready 503 while loading, 200 after load and warm-up, 503 after a failure")
 

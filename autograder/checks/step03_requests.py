@@ -72,7 +72,7 @@ def wait_for(client: HttpClient, target: str, done: Callable[[dict], bool], seco
         time.sleep(0.05)
 
 
-def factory_and_readiness(failure_path: str, bad_port: str) -> Conversation:
+def factory_and_readiness(failure_path: str) -> Conversation:
     apps = {"slow": {"model": "slow"}, "broken": {"model": "broken", "path": failure_path}}
 
     def drive(served: Served) -> dict:
@@ -89,10 +89,24 @@ def factory_and_readiness(failure_path: str, bad_port: str) -> Conversation:
         facts["loader_got_settings"] = inside.get("loader_got_settings")
         facts["ready_after"] = slow.get("/ready")
         facts["ready_after_failure"] = wait_for(broken, "/ready", lambda a: failure_path in json.dumps(a["json"]))
-        facts["bad_environment"] = str(served.facts().get("bad_environment", "it was not tried"))
         return facts
 
-    return Conversation(apps, drive, {"bad_port": bad_port})
+    return Conversation(apps, drive)
+
+
+# create_app() with settings from a bad environment, run as a command: its exit status and stderr
+# are seen from outside. It ends the process as soon as create_app() returns (no model load).
+BAD_ENVIRONMENT_SCRIPT = """
+import os, sys
+from service.app import create_app
+try:
+    create_app()
+except Exception as error:
+    print(f"raised {type(error).__name__}: {error}", file=sys.stderr, flush=True)
+    os._exit(3)
+print("started", flush=True)
+os._exit(0)
+"""
 
 
 def root_and_health(health_calls: int) -> Conversation:

@@ -136,12 +136,11 @@ def _listen(make_server, path, app):
     return make_server(f"unix://{path}", 0, app, threaded=True, request_handler=_quiet_handler(), fd=listener.fileno())
 
 
-def serve(apps: dict[str, dict], bad_port: str = "") -> None:
+def serve(apps: dict[str, dict]) -> None:
     """Serve each app of ``apps`` (name -> {"env", "model", "before"...}) until killed.
 
     ``before`` builds that many other apps first (two apps in one process must not share
-    metrics or double log lines); ``bad_port`` notes what create_app() says to an invalid PORT
-    in the environment."""
+    metrics or double log lines)."""
     from service.app import create_app
     from werkzeug.serving import make_server
 
@@ -153,17 +152,6 @@ def serve(apps: dict[str, dict], bad_port: str = "") -> None:
         app = create_app(settings(env), **_dependencies(name, spec))
         note(name, "routes", _routes(app))
         servers.append(_listen(make_server, harness.ROOT / "out" / f"{name}.sock", app))
-    if bad_port:
-        from service.config import ConfigError
-
-        os.environ["PORT"] = bad_port
-        try:
-            create_app(classifier=StandInClassifier(None))
-            note(None, "bad_environment", "started")
-        except ConfigError as error:
-            note(None, "bad_environment", str(error)[:2000])
-        finally:
-            del os.environ["PORT"]
     for server in servers:
         threading.Thread(target=server.serve_forever, daemon=True).start()
     harness.serving()

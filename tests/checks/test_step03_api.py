@@ -48,6 +48,17 @@ VARIANTS = {
         ],
         "503",
     ),
+    "environment-ignored": (
+        "03.factory-and-readiness",
+        [
+            (
+                APP,
+                "    settings = Settings.from_env() if settings is None else settings",
+                "    settings = settings or Settings()",
+            )
+        ],
+        "must raise the ConfigError",
+    ),
     "ready-before-warm-up": (
         "03.factory-and-readiness",
         [(APP, "                classifier.warm_up()  #", "                pass  #")],
