@@ -35,6 +35,7 @@ RESULT_LIMIT = 16 * 1024**2
 ARRAY_LIMIT = 64 * 1024**2
 ARRAYS_TOTAL_LIMIT = 256 * 1024**2  # every array a result names, a file named twice counted twice
 OUTPUT_TAIL_LINES = 15
+AFTER_A_HANG = 30.0  # seconds a probe gets once another of the same grading ran out of time
 COMMAND_OUTPUT_LIMIT = 4000  # of a command's stdout and of its stderr, the ends kept
 STDERR_FILE = "stderr"
 STDERR_READ_LIMIT = 64 * 1024**2  # the file-size limit of the sandbox bounds it anyway
@@ -58,6 +59,7 @@ class ProbeRunner:
         self.snapshot, self.mechanism, self.settings = snapshot, mechanism, settings
         self._scratch = scratch
         self._lib = install_probes(Path(tempfile.mkdtemp(prefix="probes-lib-", dir=scratch)))
+        self._hung = False
 
     def __call__(
         self,
@@ -72,6 +74,7 @@ class ProbeRunner:
         says it is serving, ``drive`` talks to it from here and what ``drive`` returns (with the
         output after the SERVING line as "log") is the observation."""
         root = Path(tempfile.mkdtemp(prefix="probe-", dir=self._scratch))
+        timeout = self._after_a_hang(timeout)
         try:
             sandbox.prepare_root(root)
             (root / "in").mkdir()
@@ -91,17 +94,24 @@ class ProbeRunner:
                 cwd="/tmp" if self.mechanism.sandboxed else str(root / "out"),
                 during=conversation,
             )
-            if conversation:
-                return conversation.result(finished)
-            return _result(root / "out", finished)
+            result = conversation.result(finished) if conversation else _result(root / "out", finished)
+            self._hung = self._hung or result.timed_out
+            return result
         finally:
             shutil.rmtree(root, ignore_errors=True)
+
+    def _after_a_hang(self, timeout: float) -> float:
+        """Once a probe of this grading ran out of time, the others get AFTER_A_HANG seconds at
+        most: code that hangs would otherwise cost every check its full time (11 checks of step
+        03, two minutes each)."""
+        return min(timeout, AFTER_A_HANG) if self._hung else timeout
 
     def command(self, argv: list[str], *, env: Mapping[str, str] | None = None, timeout: float = 60.0) -> ProbeResult:
         """Run ``argv`` in the workspace snapshot (its folder the working directory and on the
         path; "python" is this interpreter), in a fresh sandbox. The observation is what the
         grader saw from outside: {"status", "stdout", "stderr"} (their ends)."""
         root = Path(tempfile.mkdtemp(prefix="command-", dir=self._scratch))
+        timeout = self._after_a_hang(timeout)
         try:
             sandbox.prepare_root(root)
             inside = self.mechanism.inside(root)
@@ -118,6 +128,7 @@ class ProbeRunner:
                 cwd=f"{inside}/workspace",
             )
             if finished.timed_out:
+                self._hung = True
                 return ProbeResult(ok=False, timed_out=True, output_tail=_tail(finished.output))
             stderr = _file_end(root / "out" / STDERR_FILE, COMMAND_OUTPUT_LIMIT)
             value = {"status": finished.returncode, "stdout": finished.output[-COMMAND_OUTPUT_LIMIT:], "stderr": stderr}

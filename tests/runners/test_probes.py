@@ -232,3 +232,9 @@ def test_an_answer_nested_too_deep_is_no_json_not_a_crash():
 
     body = b"[" * 200_000 + b"]" * 200_000
     assert unix_http.answer(200, [("Content-Type", "application/json")], body)["json"] is None
+
+
+def test_once_a_probe_hangs_the_others_get_less_time(runner_for):
+    runner = runner_for("while True:\n    pass\n")
+    assert runner("step01_model:import_modules", {"wanted": {"learner": []}}, timeout=3).timed_out
+    assert runner._after_a_hang(120) == probes.AFTER_A_HANG and runner._after_a_hang(10) == 10
