@@ -110,6 +110,11 @@ def _release(args) -> int:
         print(f"learners' repository written to {args.learner_repo}: {', '.join(held)}")
         print("without solutions/, hidden tests, step 04's faulty services, the instructors' guide or the tests")
         return EXIT_OK
+    if args.gradescope:
+        from autograder.release import gradescope
+
+        print(f"Gradescope autograder bundle: {gradescope.write(args.gradescope)}")
+        return EXIT_OK
     _needs_solutions("release")
 
     found = release(check=args.check)
@@ -285,6 +290,9 @@ def build_parser() -> argparse.ArgumentParser:
     release.add_argument("--check", action="store_true", help="only compare; exit 1 and list the files on drift")
     release.add_argument(
         "--learner-repo", type=Path, metavar="DIR", help="write the repository learners get (no solutions) to DIR"
+    )
+    release.add_argument(
+        "--gradescope", type=Path, metavar="ZIP", help="write a Gradescope autograder bundle (setup.sh, run_autograder)"
     )
     release.add_argument(
         "--with-reference",
