@@ -67,6 +67,17 @@ def valid_environment(rng: random.Random) -> tuple[dict[str, str], dict[str, obj
     return environ, expected
 
 
+def _last_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[-1][:300] if lines else ""
+
+
+def _raised(attempt: dict) -> str:
+    """'ConfigError: message', or the bare name when the message is empty (a stub's NotImplementedError)."""
+    message = str(attempt.get("message") or "")[:300]
+    return f"{attempt['raised']}: {message}" if message else str(attempt["raised"])
+
+
 def _part_of(rng: random.Random, environ: dict[str, str]) -> dict[str, str]:
     """A random part of ``environ`` (all of it, or as little as nothing), keeping TOP_K_DEFAULT
     and TOP_K_MAX together so the part stays valid."""
@@ -174,7 +185,7 @@ def defaults_and_variables(ctx: Context) -> Outcome:
     defaults, configured = value["defaults"], value["configured"]
     for attempt in (defaults, configured):
         if attempt.get("raised"):
-            return Outcome.fail(f"Settings.from_env raised {attempt['raised']}: {attempt.get('message', '')[:300]}")
+            return Outcome.fail(f"Settings.from_env raised {_raised(attempt)}")
     if defaults["settings"] != value["class_defaults"]:
         return Outcome.fail("from_env({}) differs from Settings(): the defaults must live in one place")
     wrong = {k: v for k, v in DEFAULTS.items() if defaults["settings"].get(k) != v}
@@ -211,9 +222,12 @@ def invalid_values_named(ctx: Context) -> Outcome:
     value, failure = ctx.probe("step02_configuration:settings_from", {"environs": environs}, files=(CONFIG_FILE,))
     if failure:
         return Outcome.fail(f"Settings.from_env failed: {failure}")
-    if value["valid control"]["raised"]:
-        shown = ", ".join(f"{k}={v!r}" for k, v in environs["valid control"].items())
-        return Outcome.fail(f"valid values were refused ({shown}): {value['valid control'].get('message', '')[:200]}")
+    control = value["valid control"]
+    if control["raised"] and control["raised"] != "ConfigError":
+        return Outcome.fail(f"Settings.from_env raised {_raised(control)}")
+    if control["raised"]:
+        shown = ", ".join(f"{k}={v!r}" for k, v in environs["valid control"].items()) or "an empty environment"
+        return Outcome.fail(f"valid values were refused ({shown}): {_raised(control)}")
     for name, raw in invalid.items():
         outcome = value[name]
         if outcome["raised"] != "ConfigError":
@@ -257,6 +271,9 @@ def cross_field_rules(ctx: Context) -> Outcome:
     )
     if failure:
         return Outcome.fail(f"Settings.from_env failed: {failure}")
+    for attempt in (value["top_k"], value["weights"], value["configured"]):
+        if attempt["raised"] not in (None, "ConfigError"):
+            return Outcome.fail(f"Settings.from_env raised {_raised(attempt)} instead of a ConfigError")
     if value["configured"]["raised"]:
         return Outcome.fail(
             f"TOP_K_DEFAULT={fine_default} with TOP_K_MAX={top_max} and an existing MODEL_WEIGHTS_PATH were "
@@ -302,7 +319,7 @@ def startup_command(ctx: Context) -> Outcome:
     if good["status"] != 0 or str(port) not in good["stdout"]:
         return Outcome.fail(
             f"with PORT={port} it should exit 0 and print the port; exit {good['status']}: "
-            f"{(good['stdout'] + good['stderr'])[-300:]}"
+            f"{_last_line(good['stderr']) or _last_line(good['stdout']) or 'no output'}"
         )
     if broken["status"] != 2:
         return Outcome.fail(f"with invalid values it should exit with status 2, not {broken['status']}")
