@@ -32,6 +32,18 @@ class _UnixConnection(http.client.HTTPConnection):
         self._path = path
 
     def connect(self) -> None:
+        if not hasattr(os, "O_PATH"):  # macOS (unsandboxed there anyway): no O_PATH, no /proc
+            if not stat.S_ISSOCK(os.lstat(self._path).st_mode):
+                raise ConnectionRefusedError(f"{self._path.name} is not a socket")
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(self.timeout)
+            try:
+                sock.connect(str(self._path))
+            except OSError:
+                sock.close()
+                raise
+            self.sock = sock
+            return
         # The socket file is the sandbox's to replace: open it without following a link and
         # connect through that descriptor, so a link put there (to the Docker daemon's socket,
         # say) is refused, not followed, and nothing can be swapped in between. The descriptor's
