@@ -238,3 +238,33 @@ def test_once_a_probe_hangs_the_others_get_less_time(runner_for):
     runner = runner_for("while True:\n    pass\n")
     assert runner("step01_model:import_modules", {"wanted": {"learner": []}}, timeout=3).timed_out
     assert runner._after_a_hang(120) == probes.AFTER_A_HANG and runner._after_a_hang(10) == 10
+
+
+@pytest.mark.parametrize("o_path", [True, False], ids=["linux", "without-O_PATH"])
+def test_the_socket_client_answers_and_refuses_links(tmp_path, monkeypatch, o_path):
+    import os
+    import socket
+    import threading
+
+    from autograder.runners import unix_http
+
+    if not o_path:
+        monkeypatch.delattr(os, "O_PATH", raising=False)
+    path = tmp_path / "app.sock"
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(path))
+    listener.listen()
+
+    def serve_once():
+        connection, _ = listener.accept()
+        connection.recv(65536)
+        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+        connection.close()
+
+    threading.Thread(target=serve_once, daemon=True).start()
+    answer = unix_http.Client(path, timeout=10).get("/health")
+    assert answer["status"] == 200 and answer["json"] == {} and answer["mimetype"] == "application/json"
+    (tmp_path / "link.sock").symlink_to(path)
+    with pytest.raises(ConnectionRefusedError, match="not a socket"):
+        unix_http.Client(tmp_path / "link.sock", timeout=10).get("/health")
+    listener.close()
