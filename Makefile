@@ -17,7 +17,7 @@ help:
 	@echo "make test    the whole test suite (what CI runs), on two workers"
 	@echo "make test-fast  the tests that take seconds (no probes of the model, no containers): for every edit"
 	@echo "make lab     JupyterLab on exercises/ for learners"
-	@echo "make bench   benchmarks that print figures (the sandbox's cost per probe and step; step 05 grading time)"
+	@echo "make bench   benchmarks that print figures (the sandbox's cost per probe and step; step 05 grading time; grade-all per submission)"
 	@echo "make release / release-check / run-solutions / lint / lock / clean"
 
 venv: $(STAMP)
@@ -47,6 +47,7 @@ test-fast: venv
 bench: venv
 	$(RUN) benchmarks/sandbox_overhead.py
 	$(RUN) benchmarks/step05_grading.py
+	$(RUN) benchmarks/grade_all.py --submissions 4
 
 lab: venv
 	$(RUN) -m jupyter lab --notebook-dir=exercises

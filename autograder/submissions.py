@@ -46,6 +46,7 @@ class SubmissionReport:
     reports: list[StepReport]
     notes: list[str] = field(default_factory=list)  # what the instructor must know: missing notebooks...
     seconds: float = 0.0
+    step_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def points(self) -> float:
@@ -243,11 +244,15 @@ def grade(root: Path, *, steps: Iterable[str] | None = None, settings: Settings 
             notes.append(
                 "graded only step(s) " + ", ".join(s.id for s in wanted) + " (--steps): the points cover those"
             )
-        reports = [_without_paths(_grade_step(step, workspace, settings), workspace) for step in wanted]
+        reports, step_seconds = [], {}
+        for step in wanted:
+            step_started = time.monotonic()
+            reports.append(_without_paths(_grade_step(step, workspace, settings), workspace))
+            step_seconds[step.id] = time.monotonic() - step_started
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     notes = [note.replace(f"{submission.root}{os.sep}", "") for note in notes]
-    return SubmissionReport(submission, reports, notes, seconds=time.monotonic() - started)
+    return SubmissionReport(submission, reports, notes, seconds=time.monotonic() - started, step_seconds=step_seconds)
 
 
 def _without_paths(report: StepReport, workspace: Path) -> StepReport:
@@ -277,6 +282,35 @@ def _grade_step(step: course.Step, workspace: Path, settings: Settings) -> StepR
             hint="an instructor must look at this submission",
         )
         return StepReport(step, [failed])
+
+
+def reference_submission(folder: Path) -> Path:
+    """What a learner who solved everything hands in, written to ``folder``: the release's
+    notebooks, each solution cell holding the reference's code (no nbgrader markers), every other
+    cell as released. For rehearsing a grading, tests and benchmarks."""
+    import nbformat
+
+    from autograder.release.writefiles import SOLUTION_MARKERS
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for step in course.STEPS:
+        if not step.notebook:
+            continue
+        released = nbformat.read(str(course.EXERCISES_DIR / course.ASSIGNMENT / step.notebook), as_version=4)
+        solutions = nbformat.read(str(course.SOLUTIONS_DIR / course.ASSIGNMENT / step.notebook), as_version=4)
+        solved = {
+            c.metadata["nbgrader"]["grade_id"]: c.source
+            for c in solutions.cells
+            if c.metadata.get("nbgrader", {}).get("solution")
+        }
+        for cell in released.cells:
+            meta = cell.metadata.get("nbgrader", {})
+            if meta.get("solution"):
+                lines = solved[meta["grade_id"]].split("\n")
+                cell.source = "\n".join(line for line in lines if line.strip() not in SOLUTION_MARKERS)
+        nbformat.write(released, str(folder / step.notebook))
+    return folder
 
 
 @dataclass(frozen=True)

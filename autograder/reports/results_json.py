@@ -84,7 +84,14 @@ def write_submission(report, out: Path) -> Path:
     flags and per-step points in ``extra_data`` for a gradebook."""
     data = as_dict(report.reports, notes=report.notes, seconds=report.seconds)
     data["extra_data"]["flags"] = report.flags
-    data["extra_data"]["steps"] = {r.step.id: {"points": r.points, "max_points": r.max_points} for r in report.reports}
+    data["extra_data"]["steps"] = {
+        r.step.id: {
+            "points": r.points,
+            "max_points": r.max_points,
+            "seconds": round(report.step_seconds.get(r.step.id, 0), 1),
+        }
+        for r in report.reports
+    }
     path = Path(out) / "results.json"
     write_data(data, path)
     return path
