@@ -15,7 +15,7 @@ import nbformat
 
 from autograder import course
 from autograder.errors import NotebookError
-from autograder.release.writefiles import SOLUTION_MARKERS
+from autograder.release.writefiles import without_solution_markers
 from autograder.runners.notebooks import ExecutedNotebook, execute_notebook, fresh_copy
 from autograder.trees import ALWAYS_IGNORED, differences
 
@@ -34,8 +34,7 @@ def strip_solution_markers(notebook_path: Path) -> None:
     notebook = nbformat.read(str(notebook_path), as_version=4)
     for cell in notebook.cells:
         if cell.cell_type == "code":
-            lines = cell.source.split("\n")
-            cell.source = "\n".join(line for line in lines if line.strip() not in SOLUTION_MARKERS)
+            cell.source = without_solution_markers(cell.source)
     nbformat.write(notebook, str(notebook_path))
 
 

@@ -290,7 +290,7 @@ def reference_submission(folder: Path) -> Path:
     cell as released. For rehearsing a grading, tests and benchmarks."""
     import nbformat
 
-    from autograder.release.writefiles import SOLUTION_MARKERS
+    from autograder.release.writefiles import without_solution_markers
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -307,8 +307,7 @@ def reference_submission(folder: Path) -> Path:
         for cell in released.cells:
             meta = cell.metadata.get("nbgrader", {})
             if meta.get("solution"):
-                lines = solved[meta["grade_id"]].split("\n")
-                cell.source = "\n".join(line for line in lines if line.strip() not in SOLUTION_MARKERS)
+                cell.source = without_solution_markers(solved[meta["grade_id"]])
         nbformat.write(released, str(folder / step.notebook))
     return folder
 

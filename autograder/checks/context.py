@@ -300,11 +300,7 @@ class Context:
         for relative in files:
             if not self.file(relative).is_file():
                 return None, f"{relative} does not exist in {self.workspace}: run the cell that writes it"
-        runner = self.resource("probe")
-        if drive is None:
-            result = runner(name, arguments or {}, inputs=inputs, timeout=timeout)
-        else:
-            result = runner(name, arguments or {}, inputs=inputs, timeout=timeout, drive=drive)
+        result = self.resource("probe")(name, arguments or {}, inputs=inputs, timeout=timeout, drive=drive)
         if not result.ok:
             return None, result.describe_failure()
         return result.value, ""

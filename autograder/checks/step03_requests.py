@@ -9,7 +9,6 @@ process can see (routes, what the loader was given) are read beside them, never 
 
 from __future__ import annotations
 
-import io
 import json
 import mimetypes
 import secrets
@@ -18,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from autograder.checks.context import HttpClient, Served
+from autograder.checks.samples import encode
 
 PROBE = "step03_api:serve"
 WAIT_SECONDS = 30.0
@@ -37,9 +37,7 @@ class Conversation:
 def image_bytes(mode: str = "RGB", size: tuple[int, int] = (64, 48), fmt: str = "PNG") -> bytes:
     from PIL import Image
 
-    buffer = io.BytesIO()
-    Image.new(mode, size, color=None if mode == "1" else 128).save(buffer, fmt)
-    return buffer.getvalue()
+    return encode(Image.new(mode, size, color=None if mode == "1" else 128), fmt)
 
 
 def multipart(fields: dict[str, tuple[bytes, str | None]]) -> tuple[bytes, str]:

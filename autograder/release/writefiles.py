@@ -17,6 +17,11 @@ from autograder.release.writefile_stubs import writefile_target
 SOLUTION_MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
 
 
+def without_solution_markers(text: str) -> str:
+    """``text`` without nbgrader's solution marker lines: how a solved notebook reads to a learner."""
+    return "\n".join(line for line in text.split("\n") if line.strip() not in SOLUTION_MARKERS)
+
+
 def write_files_of(
     notebook: Path, notebook_dir: Path, *, refused: list[str] | None = None, strip_markers: bool = False
 ) -> list[Path]:
@@ -36,7 +41,7 @@ def write_files_of(
             continue
         source = cell.source
         if strip_markers:
-            source = "\n".join(line for line in source.split("\n") if line.strip() not in SOLUTION_MARKERS)
+            source = without_solution_markers(source)
         magic = source.partition("\n")[0]
         body = _magic_body(source)
         if body is None:
