@@ -9,6 +9,7 @@ from pathlib import Path
 
 from autograder import course
 from autograder.errors import AutograderError
+from autograder.release.nbgrader_setup import DB_URL
 
 EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
 
@@ -84,6 +85,11 @@ def _grade_all(args) -> int:
     path = gradebook.write(rows, out / "gradebook.csv")
     failed = [row.learner for row in rows if row.results is None]
     print(f"gradebook: {path} ({len(rows)} learners" + (f", not graded: {', '.join(failed)})" if failed else ")"))
+    if args.nbgrader_db:
+        from autograder.reports import nbgrader_scores
+
+        nbgrader_scores.write_gradebook(rows, args.nbgrader_db)
+        print(f"nbgrader's gradebook: {args.nbgrader_db} (formgrader and `nbgrader export` show the scores)")
     return EXIT_FAILED if failed else EXIT_OK
 
 
@@ -283,6 +289,14 @@ def build_parser() -> argparse.ArgumentParser:
     grade_all.add_argument("submissions", type=Path, help="one folder per learner (nbgrader's submitted/ works)")
     grade_all.add_argument("--out", type=Path, help="results per learner and gradebook.csv (default: build/graded)")
     grade_all.add_argument("--jobs", type=int, default=2, help="submissions graded at once (default: %(default)s)")
+    grade_all.add_argument(
+        "--nbgrader-db",
+        nargs="?",
+        const=DB_URL,
+        metavar="URL",
+        help="also write the scores into nbgrader's gradebook (default URL: the course's, %(const)s); "
+        "run `nbgrader generate_assignment` first",
+    )
     _instructor_options(grade_all)
     grade_all.set_defaults(handler=_grade_all)
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import importlib
-import sys
 from pathlib import Path
 
 from autograder import course
 from autograder.grading import grade_step
+from autograder.probes.hidden_tests import import_workspace_module  # noqa: F401 - what notebooks import
 from autograder.progress import grading, record
 from autograder.reports.notebook import CheckpointReport
 
@@ -19,19 +18,6 @@ def checkpoint(step_id: str, workspace: str | Path = "workspace", only: list[str
         report = grade_step(step.id, workspace, only=only)
     record(Path(workspace), report)
     return CheckpointReport(report)
-
-
-def import_workspace_module(name: str, workspace: str | Path = "workspace"):
-    """Import ``name`` from the workspace afresh, so the latest %%writefile is what runs."""
-    root = str(Path(workspace).resolve())
-    sys.dont_write_bytecode = True
-    if root not in sys.path:
-        sys.path.insert(0, root)
-    package = name.split(".", 1)[0]
-    for loaded in [m for m in sys.modules if m == package or m.startswith(package + ".")]:
-        del sys.modules[loaded]
-    importlib.invalidate_caches()
-    return importlib.import_module(name)
 
 
 def image_layers(workspace: str | Path = "workspace", largest: int = 8) -> str:

@@ -4,13 +4,15 @@ What counts is what the notebooks write. The workspace is rebuilt from the ``%%w
 of the submitted notebooks, read as files (no kernel runs, so nothing a learner's cell prints or
 redefines can change a score), into a folder of the grader's; a submitted ``workspace/`` is only
 compared with it, and every difference is reported. Then every step's checks grade the rebuilt
-workspace outside the learner's process, as ``check`` does. A notebook that is missing, unreadable
+workspace outside the learner's process, as ``check`` does, and the step's hidden tests run on it
+in the sandbox (``hidden.py``). A notebook that is missing, unreadable
 or too large costs the files it would have written, never the rest of the submission; an error in
 one step is that step's failure, never the end of the grading.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import tempfile
@@ -19,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from autograder import course, trees
+from autograder import course, hidden, trees
 from autograder.checks import for_step
 from autograder.checks.result import CheckResult, Verdict
 from autograder.errors import AutograderError, NotebookError
@@ -71,7 +73,7 @@ class SubmissionReport:
             found.append("notebook problem")
         if any(note.startswith("tampered") for note in self.notes):
             found.append("tampered")
-        if any(r.id.endswith(".grading-error") for r in results):
+        if any(r.id.endswith(".grading-error") or r.message.startswith("not graded:") for r in results):
             found.append("not graded")
         return found
 
@@ -244,10 +246,18 @@ def grade(root: Path, *, steps: Iterable[str] | None = None, settings: Settings 
             notes.append(
                 "graded only step(s) " + ", ".join(s.id for s in wanted) + " (--steps): the points cover those"
             )
+        hidden_cells = hidden.cells()
+        if not hidden_cells:
+            notes.append("no hidden tests here (they live in solutions/): the points cover the visible checks only")
         reports, step_seconds = [], {}
         for step in wanted:
             step_started = time.monotonic()
-            reports.append(_without_paths(_grade_step(step, workspace, settings), workspace))
+            report = _grade_step(step, workspace, settings)
+            if step.id in hidden_cells:
+                report = dataclasses.replace(
+                    report, results=[*report.results, _run_hidden(hidden_cells[step.id], workspace, settings)]
+                )
+            reports.append(_without_paths(report, workspace))
             step_seconds[step.id] = time.monotonic() - step_started
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -257,7 +267,6 @@ def grade(root: Path, *, steps: Iterable[str] | None = None, settings: Settings 
 
 def _without_paths(report: StepReport, workspace: Path) -> StepReport:
     """The report with the grader's folder for the rebuilt workspace named as the learner knows it."""
-    import dataclasses
 
     def clean(text: str) -> str:
         return text.replace(str(workspace), "the workspace your notebooks write")
@@ -282,6 +291,22 @@ def _grade_step(step: course.Step, workspace: Path, settings: Settings) -> StepR
             hint="an instructor must look at this submission",
         )
         return StepReport(step, [failed])
+
+
+def _run_hidden(cell: hidden.HiddenCell, workspace: Path, settings: Settings) -> CheckResult:
+    """The step's hidden tests; an error of the grader's is their failure, with the reason."""
+    try:
+        return hidden.run(cell, workspace, settings)
+    except AutograderError as error:
+        return CheckResult(
+            id=hidden.check_id(cell.step),
+            title=hidden.TITLE,
+            verdict=Verdict.FAILED,
+            points=0.0,
+            max_points=cell.points,
+            message=f"not graded: {error}",
+            hint="an instructor must look at this submission",
+        )
 
 
 def reference_submission(folder: Path) -> Path:
@@ -354,7 +379,7 @@ def grade_all(
     options = [*(["--steps", ",".join(steps)] if steps else []), *(["--sandbox", sandbox] if sandbox else [])]
 
     def one(folder: Path) -> GradedLearner:
-        return _grade_in_process(folder, out / folder.name, options, timeout)
+        return grade_in_process(folder, out / folder.name, options, timeout)
 
     rows = []
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
@@ -365,7 +390,7 @@ def grade_all(
     return rows
 
 
-def _grade_in_process(folder: Path, out: Path, options: list[str], timeout: float) -> GradedLearner:
+def grade_in_process(folder: Path, out: Path, options: list[str], timeout: float) -> GradedLearner:
     import json
     import subprocess
     import sys

@@ -27,6 +27,7 @@ LAYERS = {
     "grading": 3,
     "images": 3,
     "submissions": 3,
+    "hidden": 3,
     "reference": 3,
     "doctor": 3,
     "progress": 3,

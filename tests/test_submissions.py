@@ -62,7 +62,7 @@ def _points(report: submissions.SubmissionReport) -> dict[str, float]:
 
 def test_a_correct_submission_earns_every_point(correct):
     report = submissions.grade(correct, steps=STEPS)
-    assert _points(report) == {"00": 6, "02": 10} and report.flags == []
+    assert _points(report) == {"00": 8, "02": 13} and report.flags == []
     assert report.notes == ["graded only step(s) 00, 02 (--steps): the points cover those"]
 
 
@@ -73,7 +73,7 @@ def test_the_reference_workspace_beside_its_notebooks_differs_in_nothing(correct
 
 def test_an_untouched_submission_earns_nothing(untouched):
     report = submissions.grade(untouched, steps=STEPS)
-    assert report.points == 0 and report.max_points == 16
+    assert report.points == 0 and report.max_points == 21
 
 
 def test_what_the_kernel_would_print_changes_nothing_and_is_flagged(untouched, correct):
@@ -82,7 +82,7 @@ def test_what_the_kernel_would_print_changes_nothing_and_is_flagged(untouched, c
     _add_cell(correct / NOTEBOOKS[2], 'get_ipython().ast_node_interactivity = "none"')
     _add_cell(untouched / NOTEBOOKS[0], 'def checkpoint(*args, **kwargs):\n    print("6/6 points")\n    return 6')
     hidden = submissions.grade(correct, steps=STEPS)
-    assert _points(hidden) == {"00": 6, "02": 10} and "tampered" in hidden.flags
+    assert _points(hidden) == {"00": 8, "02": 13} and "tampered" in hidden.flags
     assert any("ast_node_interactivity" in note for note in hidden.notes), hidden.notes
     faked = submissions.grade(untouched, steps=STEPS)
     assert faked.points == 0 and any("redefines checkpoint()" in note for note in faked.notes), faked.notes
@@ -95,7 +95,7 @@ def test_edited_and_deleted_checkpoint_cells_are_flagged(correct):
     document.cells.remove(graded[1])
     nbformat.write(document, str(correct / NOTEBOOKS[0]))
     report = submissions.grade(correct, steps=["00"])
-    assert report.points == 6 and "tampered" in report.flags
+    assert report.points == 8 and "tampered" in report.flags
     note = next(note for note in report.notes if note.startswith("tampered"))
     assert f"cell {graded[0].metadata.nbgrader.grade_id} edited" in note
     assert f"cell {graded[1].metadata.nbgrader.grade_id} deleted" in note
@@ -110,7 +110,7 @@ def test_a_submitted_workspace_that_differs_is_reported_and_the_notebooks_graded
     shutil.copytree(course.REFERENCE_WORKSPACE, workspace)
     (workspace / "service" / "config.py").write_text("raise NotImplementedError()\n")
     report = submissions.grade(correct, steps=STEPS)
-    assert _points(report) == {"00": 6, "02": 10}
+    assert _points(report) == {"00": 8, "02": 13}
     assert "workspace differs" in report.flags
     assert any("service/config.py differs" in note for note in report.notes), report.notes
 
@@ -118,7 +118,7 @@ def test_a_submitted_workspace_that_differs_is_reported_and_the_notebooks_graded
 def test_a_broken_notebook_costs_its_files_and_nothing_else(correct):
     (correct / NOTEBOOKS[2]).write_text("{ this is not a notebook")
     report = submissions.grade(correct, steps=STEPS)
-    assert _points(report)["00"] == 6 and _points(report)["02"] == 0
+    assert _points(report)["00"] == 8 and _points(report)["02"] == 0
     assert "notebook problem" in report.flags
     assert any(note.startswith(f"unreadable notebook {NOTEBOOKS[2]}") for note in report.notes)
 
@@ -126,7 +126,7 @@ def test_a_broken_notebook_costs_its_files_and_nothing_else(correct):
 def test_a_missing_notebook_is_named(correct):
     (correct / NOTEBOOKS[0]).unlink()
     report = submissions.grade(correct, steps=STEPS)
-    assert _points(report) == {"00": 0, "02": 10}
+    assert _points(report) == {"00": 0, "02": 13}
     assert any(note.startswith(f"missing notebook {NOTEBOOKS[0]}") for note in report.notes)
 
 
@@ -135,7 +135,7 @@ def test_a_writefile_outside_the_submission_is_refused(correct, tmp_path):
     report = submissions.grade(correct, steps=STEPS)
     assert not list(tmp_path.parent.rglob("escaped.txt"))
     assert any("refused a file" in note and "escaped.txt" in note for note in report.notes)
-    assert _points(report) == {"00": 6, "02": 10}
+    assert _points(report) == {"00": 8, "02": 13}
 
 
 def test_nbgraders_submitted_layout_is_found(correct, tmp_path):
@@ -185,9 +185,9 @@ def test_grade_all_writes_a_gradebook_and_goes_past_a_broken_submission(tmp_path
     )
     assert done.returncode == 1, done.stdout + done.stderr  # one learner could not be graded
     rows = {row["learner"]: row for row in csv.DictReader((out / "gradebook.csv").open())}
-    assert rows["ada"]["step 00"] == "6" and rows["ada"]["total"] == "6" and rows["ada"]["flags"] == ""
+    assert rows["ada"]["step 00"] == "8" and rows["ada"]["total"] == "8" and rows["ada"]["flags"] == ""
     assert rows["bob"]["total"] == "0"
     assert rows["eve"]["flags"] == "not graded" and "no notebook of the course" in rows["eve"]["notes"]
     ada = json.loads((out / "ada" / "results.json").read_text())
-    assert ada["score"] == 6 and ada["extra_data"]["steps"]["00"]["seconds"] >= 0
+    assert ada["score"] == 8 and ada["extra_data"]["steps"]["00"]["seconds"] >= 0
     assert (out / "ada" / "feedback.html").is_file() and (out / "bob" / "feedback.md").is_file()

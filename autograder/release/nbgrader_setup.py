@@ -8,8 +8,13 @@ run from the repository root) and ``python -m autograder release`` both apply ``
   released, so never copied into a graded folder either.
 - ``%%writefile`` cells get the stub that fits the file they write (WritefileAwareClearSolutions),
   not ``raise NotImplementedError()`` inside a Dockerfile.
-- Cells may run as long as the course's checkpoints need (a model probe, a test-suite campaign, an
-  image build), and their output is bounded.
+- ``autograde`` never runs a learner's kernel: ``TrustedScores`` (reports/nbgrader_scores.py)
+  takes ``Execute``'s place, grades the submission with ``python -m autograder grade`` (checks and
+  hidden tests outside the learner's process, in the sandbox) and gives each grade cell its
+  trusted score, so no output, a redefined ``checkpoint`` or a dead kernel changes a score.
+- Where a kernel does run (``nbgrader validate``, a learner's Run All), cells may run as long as
+  the course's checkpoints need (a model probe, a test-suite campaign, an image build), and their
+  output is bounded.
 """
 
 from __future__ import annotations
@@ -18,18 +23,20 @@ from autograder.course import BUILD_DIR, REPO_ROOT, SOLUTIONS_DIR, WORKSPACE_NAM
 
 COURSE_ID = "resnet50-service"
 NBGRADER_DIR = BUILD_DIR / "nbgrader"
+DB_URL = f"sqlite:///{NBGRADER_DIR / 'gradebook.db'}"
 # Never released: the reference workspace (learners build their own) and the hidden grading material.
 RELEASE_IGNORE = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", WORKSPACE_NAME, "hidden"]
 CELL_TIMEOUT_SECONDS = 1200  # step 04's campaign and step 05's build run in one checkpoint cell
 OUTPUT_LINES = 1000
+TRUSTED_SCORES = "autograder.reports.nbgrader_scores.TrustedScores"
 TRACEBACK_LINES = 100
 
 
 def configure(c) -> None:
     """Apply the course's settings to the traitlets Config ``c``."""
-    from nbgrader.converters import GenerateAssignment
+    from nbgrader.converters import Autograde, GenerateAssignment
     from nbgrader.coursedir import CourseDirectory
-    from nbgrader.preprocessors import ClearSolutions
+    from nbgrader.preprocessors import ClearSolutions, Execute
     from traitlets.config import Config
 
     from autograder.release.writefile_stubs import WritefileAwareClearSolutions
@@ -39,12 +46,15 @@ def configure(c) -> None:
     c.CourseDirectory.source_directory = str(SOLUTIONS_DIR.relative_to(REPO_ROOT))
     for name in ("release", "submitted", "autograded", "feedback"):
         setattr(c.CourseDirectory, f"{name}_directory", str(NBGRADER_DIR / name))
-    c.CourseDirectory.db_url = f"sqlite:///{NBGRADER_DIR / 'gradebook.db'}"
+    c.CourseDirectory.db_url = DB_URL
     c.CourseDirectory.ignore = RELEASE_IGNORE
     default = GenerateAssignment(coursedir=CourseDirectory(config=Config()), config=Config()).preprocessors
     c.GenerateAssignment.preprocessors = [
         WritefileAwareClearSolutions if step is ClearSolutions else step for step in default
     ]
+    autograde = Autograde(coursedir=CourseDirectory(config=Config()), config=Config()).autograde_preprocessors
+    # Named, not imported: the preprocessor belongs to the reports layer, above this one.
+    c.Autograde.autograde_preprocessors = [TRUSTED_SCORES if step is Execute else step for step in autograde]
     c.Execute.timeout = CELL_TIMEOUT_SECONDS
     c.Execute.interrupt_on_timeout = True
     c.LimitOutput.max_lines = OUTPUT_LINES

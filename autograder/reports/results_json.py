@@ -1,5 +1,6 @@
 """Results as JSON in Gradescope's autograder format (``results.json``): score, execution_time,
-output, and one test per check with name, score, max_score, status, output and visibility.
+output, and one test per check with name, score, max_score, status, output and visibility (a
+step's hidden tests are one test each, visible "after_published").
 
 Gradescope knows only "passed" and "failed": a check that could not run here (no Docker engine)
 is "failed" with "needs manual grading" in its output and ``extra_data.verdict`` "skipped", and the
@@ -13,6 +14,7 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
+from autograder import hidden
 from autograder.checks.result import CheckResult, Verdict
 from autograder.grading import StepReport
 
@@ -29,9 +31,10 @@ def test_entry(result: CheckResult, step_title: str) -> dict:
         "max_score": result.max_points,
         "status": "passed" if result.verdict is Verdict.PASSED else "failed",
         "output": output,
-        "visibility": "visible",
+        # Hidden tests: learners see them once the instructor publishes the grades.
+        "visibility": "after_published" if hidden.is_hidden(result.id) else "visible",
         "tags": [step_title],
-        "extra_data": {"verdict": result.verdict.value, "figures": dict(result.figures)},
+        "extra_data": {"check": result.id, "verdict": result.verdict.value, "figures": dict(result.figures)},
     }
 
 
