@@ -29,7 +29,7 @@ from autograder.grading import SCRATCH_PREFIX, StepReport, grade_step
 from autograder.release.writefiles import write_files_of
 from autograder.settings import Settings, current
 
-NOTEBOOK_LIMIT = 20 * 1024**2  # a course notebook with cleared or modest outputs is far smaller
+NOTEBOOK_LIMIT = 200 * 1024**2  # 100 MB of printed output still grades (about 5 s and 500 MB to read)
 DIFFERENCES_SHOWN = 20
 
 

@@ -191,3 +191,21 @@ def test_grade_all_writes_a_gradebook_and_goes_past_a_broken_submission(tmp_path
     ada = json.loads((out / "ada" / "results.json").read_text())
     assert ada["score"] == 8 and ada["extra_data"]["steps"]["00"]["seconds"] >= 0
     assert (out / "ada" / "feedback.html").is_file() and (out / "bob" / "feedback.md").is_file()
+
+
+def test_a_notebook_with_100_mb_of_output_is_still_graded(correct):
+    """Output is never read as code: a cell that printed 100 MB costs time, not points."""
+    notebook = correct / NOTEBOOKS[0]
+    document = nbformat.read(str(notebook), as_version=4)
+    noisy = next(c for c in document.cells if c.cell_type == "code")
+    noisy.outputs = [nbformat.v4.new_output("stream", name="stdout", text="x" * 999 + "\n")] * 100_000
+    nbformat.write(document, str(notebook))
+    assert notebook.stat().st_size > 100 * 1000**2
+    report = submissions.grade(correct, steps=["00"])
+    assert _points(report) == {"00": 8} and "notebook problem" not in report.flags
+
+
+def test_cells_that_would_kill_or_hang_the_kernel_change_nothing(correct):
+    _add_cell(correct / NOTEBOOKS[0], "import os\nos._exit(0)")
+    _add_cell(correct / NOTEBOOKS[2], "while True:\n    pass")
+    assert _points(submissions.grade(correct, steps=STEPS)) == {"00": 8, "02": 13}

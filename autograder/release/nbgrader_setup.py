@@ -8,6 +8,8 @@ run from the repository root) and ``python -m autograder release`` both apply ``
   released, so never copied into a graded folder either.
 - ``%%writefile`` cells get the stub that fits the file they write (WritefileAwareClearSolutions),
   not ``raise NotImplementedError()`` inside a Dockerfile.
+- A grade cell a learner split is sanitised without stopping ``autograde`` (nbgrader_sanitize.py);
+  one they deleted is put back, so it gets its score (nbgrader's own code raises on this course).
 - ``autograde`` never runs a learner's kernel: ``TrustedScores`` (reports/nbgrader_scores.py)
   takes ``Execute``'s place, grades the submission with ``python -m autograder grade`` (checks and
   hidden tests outside the learner's process, in the sandbox) and gives each grade cell its
@@ -36,9 +38,10 @@ def configure(c) -> None:
     """Apply the course's settings to the traitlets Config ``c``."""
     from nbgrader.converters import Autograde, GenerateAssignment
     from nbgrader.coursedir import CourseDirectory
-    from nbgrader.preprocessors import ClearSolutions, Execute
+    from nbgrader.preprocessors import ClearSolutions, DeduplicateIds, Execute, OverwriteCells
     from traitlets.config import Config
 
+    from autograder.release.nbgrader_sanitize import DeduplicateIdsCleanly, OverwriteCellsRestoringDeleted
     from autograder.release.writefile_stubs import WritefileAwareClearSolutions
 
     c.CourseDirectory.course_id = COURSE_ID
@@ -52,7 +55,12 @@ def configure(c) -> None:
     c.GenerateAssignment.preprocessors = [
         WritefileAwareClearSolutions if step is ClearSolutions else step for step in default
     ]
-    autograde = Autograde(coursedir=CourseDirectory(config=Config()), config=Config()).autograde_preprocessors
+    autograder = Autograde(coursedir=CourseDirectory(config=Config()), config=Config())
+    fixed = {DeduplicateIds: DeduplicateIdsCleanly, OverwriteCells: OverwriteCellsRestoringDeleted}
+    c.Autograde.sanitize_preprocessors = [fixed.get(step, step) for step in autograder.sanitize_preprocessors]
+    # A grade cell the learner deleted comes back (and gets its trusted score) instead of a blank.
+    c.OverwriteCellsRestoringDeleted.add_missing_cells = True
+    autograde = autograder.autograde_preprocessors
     # Named, not imported: the preprocessor belongs to the reports layer, above this one.
     c.Autograde.autograde_preprocessors = [TRUSTED_SCORES if step is Execute else step for step in autograde]
     c.Execute.timeout = CELL_TIMEOUT_SECONDS
