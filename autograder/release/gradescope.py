@@ -1,6 +1,7 @@
 """A Gradescope autograder bundle made from this repository: ``setup.sh``, ``run_autograder`` and
 the sources ``grade`` needs (the autograder, the pins, the student release it compares notebooks
-with, the reference workspace and step 04's faulty services). Learners upload their notebooks;
+with, the reference workspace, step 04's faulty services, and the solution notebooks whose
+hidden-test cells ``grade`` runs). Learners upload their notebooks;
 ``run_autograder`` grades them with ``python -m autograder grade`` and hands Gradescope the
 ``results.json`` it writes (already in Gradescope's format).
 
@@ -27,6 +28,8 @@ SOURCES = (
     "requirements.txt",
     f"solutions/{course.ASSIGNMENT}/{course.WORKSPACE_NAME}",
     f"solutions/{course.ASSIGNMENT}/hidden",
+    # The hidden tests live in the solution notebooks' hidden-test cells; learners never see the bundle.
+    *(f"solutions/{course.ASSIGNMENT}/{step.notebook}" for step in course.STEPS if step.notebook),
 )
 
 SETUP = """#!/usr/bin/env bash

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from autograder import course
 from autograder.release import gradescope
 from tests.test_submissions import _solved
 
@@ -36,7 +37,8 @@ def test_it_holds_what_grading_needs_and_nothing_else(unzipped):
     assert "solutions/resnet-service/workspace/service/app.py" in names
     assert any(n.startswith("exercises/resnet-service/") and n.endswith(".ipynb") for n in names)
     assert not [n for n in names if n.startswith(("tests/", ".ci/", "build/", ".venv/")) or "__pycache__" in n]
-    assert not [n for n in names if n.endswith(".ipynb") and n.startswith("solutions/")]  # no hidden tests
+    # The solution notebooks come along for their hidden tests: the bundle is Gradescope's, not learners'.
+    assert f"solutions/resnet-service/{course.step('03').notebook}" in names
 
 
 def test_run_autograder_grades_a_submission_into_results_json(unzipped):
@@ -51,5 +53,7 @@ def test_run_autograder_grades_a_submission_into_results_json(unzipped):
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     results = json.loads((unzipped / "results" / "results.json").read_text())
-    assert results["score"] == 6 and results["max_score"] == 6 and "execution_time" in results
+    assert results["score"] == 8 and results["max_score"] == 8 and "execution_time" in results
     assert all(test["status"] == "passed" for test in results["tests"])
+    hidden = [test for test in results["tests"] if test["visibility"] == "after_published"]
+    assert [test["name"] for test in hidden] == ["00.hidden-tests: hidden tests"]
