@@ -71,17 +71,37 @@ def _grade(args) -> int:
 
 def _grade_all(args) -> int:
     from autograder.reports import gradebook
-    from autograder.submissions import grade_all
+    from autograder.submissions import grade_all, learners
 
-    out = args.out or course.BUILD_DIR / "graded"
+    if args.render:
+        return _render_grading(args)
+    if args.collect:
+        from autograder.release.grading_jobs import collect
 
-    def progress(row) -> None:
-        score = f"{row.results['score']:g}/{row.results['max_score']:g}" if row.results else row.problem
-        print(f"  {row.learner}: {score} ({row.seconds:.0f} s)", flush=True)
+        expected = [folder.name for folder in learners(args.submissions)] if args.submissions else []
+        out = args.out or args.collect
+        rows = collect(args.collect, expected)
+    elif args.submissions:
+        out = args.out or course.BUILD_DIR / "graded"
 
-    rows = grade_all(
-        args.submissions, out, steps=_steps(args.steps), jobs=args.jobs, sandbox=args.sandbox, progress=progress
-    )
+        def progress(row) -> None:
+            score = f"{row.results['score']:g}/{row.results['max_score']:g}" if row.results else row.problem
+            print(f"  {row.learner}: {score} ({row.seconds:.0f} s)", flush=True)
+
+        rows = grade_all(
+            args.submissions,
+            out,
+            steps=_steps(args.steps),
+            jobs=args.jobs,
+            sandbox=args.sandbox,
+            timeout=args.deadline,
+            progress=progress,
+        )
+    else:
+        raise AutograderError(
+            "grade-all needs the submissions folder", hint="python -m autograder grade-all SUBMISSIONS [--out DIR]"
+        )
+    out.mkdir(parents=True, exist_ok=True)
     path = gradebook.write(rows, out / "gradebook.csv")
     failed = [row.learner for row in rows if row.results is None]
     print(f"gradebook: {path} ({len(rows)} learners" + (f", not graded: {', '.join(failed)})" if failed else ")"))
@@ -91,6 +111,46 @@ def _grade_all(args) -> int:
         nbgrader_scores.write_gradebook(rows, args.nbgrader_db)
         print(f"nbgrader's gradebook: {args.nbgrader_db} (formgrader and `nbgrader export` show the scores)")
     return EXIT_FAILED if failed else EXIT_OK
+
+
+# Options of --render kubernetes only; their defaults are grading_jobs.JobSettings'.
+_JOB_OPTIONS = ("image", "submissions_claim", "results_claim", "cpus", "memory")
+
+
+def _render_grading(args) -> int:
+    from autograder.release import grading_jobs
+    from autograder.submissions import learners
+
+    if not args.submissions:
+        raise AutograderError(
+            "--render needs the submissions folder: one Job or matrix entry per learner folder",
+            hint=f"python -m autograder grade-all SUBMISSIONS --render {args.render} --out DIR",
+        )
+    names = [folder.name for folder in learners(args.submissions)]
+    steps = tuple(_steps(args.steps) or ())
+    sandbox = args.sandbox or "require"
+    out = args.out or course.BUILD_DIR / "grading" / args.render
+    given = {name: getattr(args, name) for name in _JOB_OPTIONS if getattr(args, name) is not None}
+    if args.render == "github-actions":
+        if given:
+            options = ", ".join("--" + name.replace("_", "-") for name in given)
+            raise AutograderError(f"{options}: for --render kubernetes only", hint="leave them out for github-actions")
+        path = grading_jobs.write_github_actions(
+            names, out, args.submissions, steps=steps, sandbox=sandbox, deadline=args.deadline
+        )
+        print(f"workflow for {len(names)} learners: {path}")
+        print("copy it to .github/workflows/ of the course's private repository and run it from the Actions tab")
+        return EXIT_OK
+    if "image" not in given:
+        raise AutograderError(
+            "--render kubernetes needs --image: the grading image your cluster pulls",
+            hint="build it from this repository (course_docs/instructors.md says how), push it, pass it tagged",
+        )
+    settings = grading_jobs.JobSettings(**given, deadline=args.deadline, steps=steps, sandbox=sandbox)
+    written = grading_jobs.write_kubernetes(names, out, settings)
+    print(f"{len(written) - 2} Jobs, a NetworkPolicy and kustomization.yaml in {out}")
+    print(f"check them on your cluster: kubectl apply --dry-run=server -k {out}; then: kubectl apply -k {out}")
+    return EXIT_OK
 
 
 def _steps(text: str | None) -> list[str] | None:
@@ -285,10 +345,50 @@ def build_parser() -> argparse.ArgumentParser:
     _instructor_options(grade)
     grade.set_defaults(handler=_grade)
 
-    grade_all = commands.add_parser("grade-all", help="grade every learner's folder and write a CSV gradebook")
-    grade_all.add_argument("submissions", type=Path, help="one folder per learner (nbgrader's submitted/ works)")
-    grade_all.add_argument("--out", type=Path, help="results per learner and gradebook.csv (default: build/graded)")
+    grade_all = commands.add_parser(
+        "grade-all",
+        help="grade every learner's folder and write a CSV gradebook; or render Kubernetes Jobs or a GitHub "
+        "Actions workflow that grade them, and collect what those wrote",
+    )
+    grade_all.add_argument(
+        "submissions", type=Path, nargs="?", help="one folder per learner (nbgrader's submitted/ works)"
+    )
+    grade_all.add_argument(
+        "--out",
+        type=Path,
+        help="results per learner and gradebook.csv (default: build/graded; with --collect: RESULTS; with "
+        "--render: build/grading/TARGET)",
+    )
     grade_all.add_argument("--jobs", type=int, default=2, help="submissions graded at once (default: %(default)s)")
+    grade_all.add_argument(
+        "--deadline",
+        type=int,
+        default=3600,
+        help="seconds one learner's grading may take, here, in a Job or in a workflow (default: %(default)s)",
+    )
+    elsewhere = grade_all.add_mutually_exclusive_group()
+    elsewhere.add_argument(
+        "--render",
+        choices=("kubernetes", "github-actions"),
+        help="grade nothing here: write one Kubernetes Job per learner (and kustomization.yaml), or a GitHub "
+        "Actions workflow with a job per learner, to --out",
+    )
+    elsewhere.add_argument(
+        "--collect",
+        type=Path,
+        metavar="RESULTS",
+        help="grade nothing: the gradebook from RESULTS/<learner>/results.json, as the Jobs or the workflow "
+        "wrote them (with SUBMISSIONS, a learner without results gets a row too)",
+    )
+    jobs = grade_all.add_argument_group("--render kubernetes")
+    jobs.add_argument("--image", help="the grading image, pinned by tag or digest (required)")
+    jobs.add_argument(
+        "--submissions-claim",
+        help="PersistentVolumeClaim holding one folder per learner (default: grading-submissions)",
+    )
+    jobs.add_argument("--results-claim", help="PersistentVolumeClaim the results go to (default: grading-results)")
+    jobs.add_argument("--cpus", help="CPUs requested and allowed per Job (default: 2)")
+    jobs.add_argument("--memory", help="memory requested and allowed per Job (default: 4Gi)")
     grade_all.add_argument(
         "--nbgrader-db",
         nargs="?",
