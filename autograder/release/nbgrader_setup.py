@@ -13,7 +13,8 @@ run from the repository root) and ``python -m autograder release`` both apply ``
 - ``autograde`` never runs a learner's kernel: ``TrustedScores`` (reports/nbgrader_scores.py)
   takes ``Execute``'s place, grades the submission with ``python -m autograder grade`` (checks and
   hidden tests outside the learner's process, in the sandbox) and gives each grade cell its
-  trusted score, so no output, a redefined ``checkpoint`` or a dead kernel changes a score.
+  trusted score, so no output, a redefined ``checkpoint`` or a dead kernel changes a score; cells
+  whose checks could not run (no Docker engine) are marked for manual grading (ManualGradingFlags).
 - Where a kernel does run (``nbgrader validate``, a learner's Run All), cells may run as long as
   the course's checkpoints need (a model probe, a test-suite campaign, an image build), and their
   output is bounded.
@@ -31,6 +32,7 @@ RELEASE_IGNORE = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", WORK
 CELL_TIMEOUT_SECONDS = 1200  # step 04's campaign and step 05's build run in one checkpoint cell
 OUTPUT_LINES = 1000
 TRUSTED_SCORES = "autograder.reports.nbgrader_scores.TrustedScores"
+MANUAL_GRADING_FLAGS = "autograder.reports.nbgrader_scores.ManualGradingFlags"
 TRACEBACK_LINES = 100
 
 
@@ -38,7 +40,7 @@ def configure(c) -> None:
     """Apply the course's settings to the traitlets Config ``c``."""
     from nbgrader.converters import Autograde, GenerateAssignment
     from nbgrader.coursedir import CourseDirectory
-    from nbgrader.preprocessors import ClearSolutions, DeduplicateIds, Execute, OverwriteCells
+    from nbgrader.preprocessors import ClearSolutions, DeduplicateIds, Execute, OverwriteCells, SaveAutoGrades
     from traitlets.config import Config
 
     from autograder.release.nbgrader_sanitize import DeduplicateIdsCleanly, OverwriteCellsRestoringDeleted
@@ -60,9 +62,13 @@ def configure(c) -> None:
     c.Autograde.sanitize_preprocessors = [fixed.get(step, step) for step in autograder.sanitize_preprocessors]
     # A grade cell the learner deleted comes back (and gets its trusted score) instead of a blank.
     c.OverwriteCellsRestoringDeleted.add_missing_cells = True
-    autograde = autograder.autograde_preprocessors
-    # Named, not imported: the preprocessor belongs to the reports layer, above this one.
-    c.Autograde.autograde_preprocessors = [TRUSTED_SCORES if step is Execute else step for step in autograde]
+    # Named, not imported: the preprocessors belong to the reports layer, above this one.
+    autograde = []
+    for step in autograder.autograde_preprocessors:
+        autograde.append(TRUSTED_SCORES if step is Execute else step)
+        if step is SaveAutoGrades:
+            autograde.append(MANUAL_GRADING_FLAGS)
+    c.Autograde.autograde_preprocessors = autograde
     c.Execute.timeout = CELL_TIMEOUT_SECONDS
     c.Execute.interrupt_on_timeout = True
     c.LimitOutput.max_lines = OUTPUT_LINES

@@ -34,6 +34,7 @@ class CellScore:
     score: float
     max_score: float
     lines: tuple[str, ...]  # what the cell shows: one line per check
+    needs_person: bool = False  # a check could not run here (no Docker engine), or nothing was graded
 
     @property
     def text(self) -> str:
@@ -82,7 +83,7 @@ def cell_scores(results: dict | None, notebook_name: str, *, why_not: str = "") 
     tests = {t.get("extra_data", {}).get("check"): t for t in (results or {}).get("tests", [])}
     for grade_id, (points, step, only) in grade_cells(notebook_name).items():
         if results is None:
-            scores[grade_id] = CellScore(grade_id, 0.0, points, (f"not graded: {why_not or 'no results'}",))
+            scores[grade_id] = CellScore(grade_id, 0.0, points, (f"not graded: {why_not or 'no results'}",), True)
             continue
         if only == []:
             wanted = [hidden.check_id(step)]
@@ -92,14 +93,15 @@ def cell_scores(results: dict | None, notebook_name: str, *, why_not: str = "") 
             wanted = [f"{step}.{name}" for name in only]
         found = [tests[key] for key in wanted if key in tests]
         if not found:
-            scores[grade_id] = CellScore(grade_id, 0.0, points, (f"not graded: step {step} was not graded",))
+            scores[grade_id] = CellScore(grade_id, 0.0, points, (f"not graded: step {step} was not graded",), True)
             continue
         earned = sum(float(t["score"]) for t in found)
         possible = sum(float(t["max_score"]) for t in found) or 1.0
         # The cell's points and its checks' agree (a test of the course says so); scale if not.
         score = round(min(points, earned * points / possible), 4)
         lines = tuple(_line(t) for t in found)
-        scores[grade_id] = CellScore(grade_id, score, points, lines)
+        skipped = any(t.get("extra_data", {}).get("verdict") == "skipped" for t in found)
+        scores[grade_id] = CellScore(grade_id, score, points, lines, skipped)
     return scores
 
 
@@ -160,7 +162,10 @@ class TrustedScores(NbGraderPreprocessor):
         results, why_not = self._results(submitted, out)
         if why_not:
             self.log.error("%s/%s not graded: %s", student, assignment, why_not)
-        apply(nb, cell_scores(results, notebook_name, why_not=why_not), notebook_name)
+        scores = cell_scores(results, notebook_name, why_not=why_not)
+        apply(nb, scores, notebook_name)
+        # SaveAutoGrades, after us, clears nbgrader's "needs manual grade": ManualGradingFlags, after it, sets it.
+        resources["course_needs_person"] = [grade_id for grade_id, score in scores.items() if score.needs_person]
         return nb, resources
 
     def _results(self, submitted: Path, out: Path) -> tuple[dict | None, str]:
@@ -204,11 +209,29 @@ def write_gradebook(rows, db_url: str, assignment: str = course.ASSIGNMENT) -> i
             gradebook.update_or_create_submission(assignment, row.learner)
             for notebook in notebooks:
                 scores = cell_scores(row.results, f"{notebook}.ipynb", why_not=row.problem)
-                flagged = row.results is None or bool(row.results.get("extra_data", {}).get("flags"))
                 for grade_id, score in scores.items():
                     grade = gradebook.find_grade(grade_id, notebook, assignment, row.learner)
                     grade.auto_score = score.score
-                    # Skipped checks, tampering or no grading at all: a person should look.
-                    grade.needs_manual_grade = flagged and score.score < score.max_score
+                    grade.needs_manual_grade = score.needs_person
             gradebook.db.commit()
     return len(rows)
+
+
+class ManualGradingFlags(NbGraderPreprocessor):
+    """After nbgrader's SaveAutoGrades: the grade cells whose checks could not run here (no Docker
+    engine) or that were not graded are marked "needs manual grading" in the gradebook, so
+    formgrader lists them instead of showing a quiet 0."""
+
+    def preprocess(self, nb, resources):
+        from nbgrader.api import Gradebook
+
+        flagged = resources.get("course_needs_person") or []
+        if not flagged:
+            return nb, resources
+        info = resources["nbgrader"]
+        with Gradebook(info["db_url"]) as gradebook:
+            for grade_id in flagged:
+                grade = gradebook.find_grade(grade_id, info["notebook"], info["assignment"], info["student"])
+                grade.needs_manual_grade = True
+            gradebook.db.commit()
+        return nb, resources

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import os
 import shutil
 import subprocess
 import sys
@@ -36,13 +37,14 @@ def _directories(root: Path) -> list[str]:
     return options
 
 
-def _nbgrader(*arguments: str, root: Path) -> subprocess.CompletedProcess:
+def _nbgrader(*arguments: str, root: Path, env: dict | None = None) -> subprocess.CompletedProcess:
     done = subprocess.run(
         [sys.executable, "-m", "nbgrader", *arguments, *_directories(root)],
         cwd=course.REPO_ROOT,  # where nbgrader_config.py is
         capture_output=True,
         text=True,
         timeout=1800,
+        env={**os.environ, **(env or {})},
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done
@@ -147,6 +149,29 @@ def test_autograde_gives_every_submission_the_points_grade_computed(course_run):
     assert all(c.outputs and c.outputs[-1]["data"]["text/plain"] == "0" for c in cells)
     assert not any(hidden.BEGIN in c.source for c in cells)
     assert "".join(cells[0].outputs[0]["text"]).startswith("failed 0/2  02.parsers: ")
+
+
+@pytest.mark.slow
+def test_without_a_docker_engine_the_live_cells_need_manual_grading(course_run, tmp_path):
+    """Step 05's live checks cannot run: their cells earn nothing and formgrader lists them,
+    while the Dockerfile's static checks and the hidden tests still grade."""
+    submissions.reference_submission(course_run / "submitted" / "no-engine" / course.ASSIGNMENT)
+    nowhere = {"DOCKER_HOST": f"unix://{tmp_path}/no-such-docker.sock"}
+    _nbgrader(
+        "autograde", course.ASSIGNMENT, "--student=no-engine", "--TrustedScores.steps=05", root=course_run, env=nowhere
+    )
+    from nbgrader.api import Gradebook
+
+    notebook = course.step("05").notebook.removesuffix(".ipynb")
+    with Gradebook(f"sqlite:///{course_run / 'gradebook.db'}") as gradebook:
+        grades = {
+            g.name: (g.score, g.max_score, g.needs_manual_grade)
+            for g in gradebook.find_submission_notebook(notebook, course.ASSIGNMENT, "no-engine").grades
+        }
+    assert grades["checkpoint_dockerfile"] == (7, 7, False)
+    assert grades["hidden_gunicorn"] == (2, 2, False)
+    assert grades["checkpoint_serving"][0] == 0 and grades["checkpoint_serving"][2] is True
+    assert grades["checkpoint_production"][0] == 0 and grades["checkpoint_production"][2] is True
 
 
 @pytest.mark.slow
