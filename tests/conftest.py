@@ -18,6 +18,8 @@ LONGEST_MODULES = (
     "tests/course/test_solutions_execute.py",
     "tests/runners/test_docker.py",
     "tests/checks/test_step04_testing.py",
+    "tests/course/test_exercises_nbval.py",
+    "tests/release/test_nbgrader_autograde.py",
     "tests/checks/test_step03_api.py",
     "tests/checks/test_step01_model.py",
     "tests/test_hostile_submissions.py",
