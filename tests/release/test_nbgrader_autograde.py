@@ -99,6 +99,10 @@ def _delete(document) -> None:
     document.cells.remove(_grade_cell(document))
 
 
+def _as_released(document) -> None:
+    document.cells = _cells(course.EXERCISES_DIR / course.ASSIGNMENT / NB02).cells
+
+
 def _edit_source(document) -> None:
     _grade_cell(document).source = "print('6/6 points')"
 
@@ -107,6 +111,7 @@ def _edit_source(document) -> None:
 SUBMISSIONS = {
     "correct": ("correct", [], FULL),
     "untouched": ("untouched", [], 0),
+    "partly-done": ("correct", [(NB02, _as_released)], 8),
     "hides-output": ("untouched", [(NB02, _insert('get_ipython().ast_node_interactivity = "none"'))], 0),
     "redefines-checkpoint": ("untouched", [(NB00, _insert("def checkpoint(*args, **kwargs):\n    return 6", 2))], 0),
     "edits-a-grade-cell": ("untouched", [(NB00, _edit_source)], 0),
