@@ -46,6 +46,8 @@ def configure(c) -> None:
     from autograder.release.nbgrader_sanitize import DeduplicateIdsCleanly, OverwriteCellsRestoringDeleted
     from autograder.release.writefile_stubs import WritefileAwareClearSolutions
 
+    # nbgrader creates its gradebook's file but not the folder holding it.
+    NBGRADER_DIR.mkdir(parents=True, exist_ok=True)
     c.CourseDirectory.course_id = COURSE_ID
     c.CourseDirectory.root = str(REPO_ROOT)
     c.CourseDirectory.source_directory = str(SOLUTIONS_DIR.relative_to(REPO_ROOT))

@@ -166,6 +166,8 @@ class TrustedScores(NbGraderPreprocessor):
         apply(nb, scores, notebook_name)
         # SaveAutoGrades, after us, clears nbgrader's "needs manual grade": ManualGradingFlags, after it, sets it.
         resources["course_needs_person"] = [grade_id for grade_id, score in scores.items() if score.needs_person]
+        notes = (results or {}).get("extra_data", {}).get("submission_notes", [])
+        resources["course_notes"] = [note for note in notes if notebook_name in note]
         return nb, resources
 
     def _results(self, submitted: Path, out: Path) -> tuple[dict | None, str]:
@@ -177,6 +179,9 @@ class TrustedScores(NbGraderPreprocessor):
             options = ["--sandbox", self.sandbox, *(["--steps", self.steps] if self.steps else [])]
             row = grade_in_process(submitted, out, options, self.timeout)
             self._graded[key] = (row.results, row.problem.removeprefix("not graded: "))
+            flags = (row.results or {}).get("extra_data", {}).get("flags", [])
+            if flags:  # nbgrader keeps no such thing: say it here, and in formgrader (ManualGradingFlags)
+                self.log.warning("%s flagged %s: see %s", submitted, ", ".join(flags), out / "feedback.md")
         return self._graded[key]
 
 
@@ -220,18 +225,33 @@ def write_gradebook(rows, db_url: str, assignment: str = course.ASSIGNMENT) -> i
 class ManualGradingFlags(NbGraderPreprocessor):
     """After nbgrader's SaveAutoGrades: the grade cells whose checks could not run here (no Docker
     engine) or that were not graded are marked "needs manual grading" in the gradebook, so
-    formgrader lists them instead of showing a quiet 0."""
+    formgrader lists them instead of showing a quiet 0; and what ``grade`` noted about this
+    notebook (tampering, a refused file) becomes the automatic comment of its first solution cell,
+    where formgrader shows it."""
 
     def preprocess(self, nb, resources):
         from nbgrader.api import Gradebook
 
         flagged = resources.get("course_needs_person") or []
-        if not flagged:
-            return nb, resources
+        notes = resources.get("course_notes") or []
         info = resources["nbgrader"]
+        first_solution = next(
+            (
+                c.metadata["nbgrader"]["grade_id"]
+                for c in nb.cells
+                if (c.metadata.get("nbgrader") or {}).get("solution")
+            ),
+            None,
+        )
+        if not flagged and not (notes and first_solution):
+            return nb, resources
         with Gradebook(info["db_url"]) as gradebook:
             for grade_id in flagged:
                 grade = gradebook.find_grade(grade_id, info["notebook"], info["assignment"], info["student"])
                 grade.needs_manual_grade = True
+            if notes and first_solution:
+                comment = gradebook.find_comment(first_solution, info["notebook"], info["assignment"], info["student"])
+                said = [comment.auto_comment] if comment.auto_comment else []
+                comment.auto_comment = "\n".join([*said, *(f"Autograder: {note}" for note in notes)])
             gradebook.db.commit()
         return nb, resources

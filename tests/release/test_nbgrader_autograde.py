@@ -146,7 +146,13 @@ def test_autograde_gives_every_submission_the_points_grade_computed(course_run):
 
     with Gradebook(f"sqlite:///{course_run / 'gradebook.db'}") as gradebook:
         scores = {learner: gradebook.find_submission(course.ASSIGNMENT, learner).score for learner in SUBMISSIONS}
+        # Tampering changes no score, but formgrader shows it: the notebook's first solution cell's comment.
+        tampered = gradebook.find_submission_notebook(
+            NB00.removesuffix(".ipynb"), course.ASSIGNMENT, "redefines-checkpoint"
+        )
+        comments = [c.auto_comment or "" for c in tampered.comments]
     assert scores == {learner: float(points) for learner, (_, _, points) in SUBMISSIONS.items()}
+    assert any(f"Autograder: tampered with {NB00}: a cell redefines checkpoint()" in c for c in comments), comments
     graded = course_run / "autograded" / "hides-output" / course.ASSIGNMENT
     assert (graded / "course-grading" / "results.json").is_file()
     # The autograded notebook shows what the grader saw, and never the hidden tests' code.
