@@ -243,3 +243,15 @@ def test_each_grade_cell_is_worth_what_its_checks_are(step):
 def test_cells_of_a_submission_not_graded_earn_nothing_and_say_why():
     scores = nbgrader_scores.cell_scores(None, NB00, why_not="over 3600 s")
     assert scores and all(s.score == 0 and "over 3600 s" in s.text for s in scores.values())
+
+
+def test_the_configuration_makes_the_folder_of_nbgraders_gradebook(tmp_path, monkeypatch):
+    """nbgrader creates its database file but not the folder: on an empty machine its first
+    command failed with "unable to open database file"."""
+    from traitlets.config import Config
+
+    from autograder.release import nbgrader_setup
+
+    monkeypatch.setattr(nbgrader_setup, "NBGRADER_DIR", tmp_path / "build" / "nbgrader")
+    nbgrader_setup.configure(Config())
+    assert (tmp_path / "build" / "nbgrader").is_dir()
