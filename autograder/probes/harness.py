@@ -85,9 +85,10 @@ def _encode(value, arrays: list) -> object:
     return repr(value)
 
 
-def describe_error(error: BaseException) -> str:
-    """'Type: message (service/file.py, line N)', naming the innermost line of the learner's."""
-    prefix = workspace() + os.sep
+def describe_error(error: BaseException, root: str | None = None) -> str:
+    """'Type: message (service/file.py, line N)', naming the innermost line of the learner's files
+    (under ``root``, the workspace unless said otherwise)."""
+    prefix = (root or workspace()) + os.sep
     frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename.startswith(prefix)]
     where = f" ({frames[-1].filename[len(prefix) :]}, line {frames[-1].lineno})" if frames else ""
     text = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__

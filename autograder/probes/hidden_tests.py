@@ -9,13 +9,11 @@ is only that it finished; a failure is the exception's type and message, never t
 from __future__ import annotations
 
 import importlib
-import os
 import shutil
 import sys
-import traceback
 from pathlib import Path
 
-from .harness import input_path, workspace
+from .harness import describe_error, input_path, workspace
 
 COPY = Path("/tmp/hidden-tests-workspace")
 
@@ -49,15 +47,6 @@ def run() -> dict:
     try:
         exec(compile(code, "<hidden tests>", "exec"), namespace)  # noqa: S102 - the course's own test code
     except BaseException as error:  # the learner's SystemExit included
-        return {"finished": False, "error": _describe(error)}
+        # Only the learner's lines are named, never one of the hidden tests: they stay hidden.
+        return {"finished": False, "error": describe_error(error, str(COPY))}
     return {"finished": True}
-
-
-def _describe(error: BaseException) -> str:
-    """The error and the innermost line of the learner's files it passed through (never a line
-    of the hidden tests: they stay hidden)."""
-    prefix = str(COPY) + os.sep
-    frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename.startswith(prefix)]
-    where = f" ({frames[-1].filename[len(prefix) :]}, line {frames[-1].lineno})" if frames else ""
-    text = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
-    return text + where

@@ -56,15 +56,20 @@ def checkpoint_call(source: str) -> tuple[str, list[str] | None] | None:
 
 
 @functools.cache
-def grade_cells(notebook_name: str, release: Path | None = None) -> dict[str, tuple[float, str, list[str] | None]]:
-    """The grade cells of a released notebook: grade_id -> (points, step, checks or None for all;
-    a cell without a checkpoint call stands for the step's hidden tests, checks = [])."""
+def _released(notebook_name: str):
+    """The course's release of a notebook (read once per process)."""
     import nbformat
 
-    release = release or course.EXERCISES_DIR / course.ASSIGNMENT
+    return nbformat.read(str(course.EXERCISES_DIR / course.ASSIGNMENT / notebook_name), as_version=4)
+
+
+@functools.cache
+def grade_cells(notebook_name: str) -> dict[str, tuple[float, str, list[str] | None]]:
+    """The grade cells of a released notebook: grade_id -> (points, step, checks or None for all;
+    a cell without a checkpoint call stands for the step's hidden tests, checks = [])."""
     step = next(s.id for s in course.STEPS if s.notebook == notebook_name)
     found = {}
-    for cell in nbformat.read(str(release / notebook_name), as_version=4).cells:
+    for cell in _released(notebook_name).cells:
         meta = cell.metadata.get("nbgrader") or {}
         if cell.cell_type != "code" or not meta.get("grade") or meta.get("solution"):
             continue
@@ -124,11 +129,9 @@ def _scored_outputs(score: CellScore) -> list:
 def apply(nb, scores: dict[str, CellScore], notebook_name: str) -> None:
     """Give each grade cell of ``nb`` its trusted outputs; a hidden-test cell shows the release's
     source (nbgrader restored the hidden tests' code into it: feedback must not show it)."""
-    import nbformat
-
     released = {
         c.metadata["nbgrader"]["grade_id"]: c.source
-        for c in nbformat.read(str(course.EXERCISES_DIR / course.ASSIGNMENT / notebook_name), as_version=4).cells
+        for c in _released(notebook_name).cells
         if (c.metadata.get("nbgrader") or {}).get("grade_id")
     }
     for cell in nb.cells:
