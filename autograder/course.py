@@ -52,6 +52,7 @@ STEPS: tuple[Step, ...] = (
     Step("03", "Flask API", "03-flask-api.ipynb"),
     Step("04", "Testing the service", "04-testing-the-service.ipynb"),
     Step("05", "Container image", "05-container-image.ipynb"),
+    Step("06", "Compose and monitoring", "06-compose-and-monitoring.ipynb"),
 )
 
 

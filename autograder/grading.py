@@ -23,6 +23,7 @@ from autograder.checks import dockerfile, reference_model
 from autograder.checks.context import Context, Unavailable
 from autograder.checks.result import CheckResult, Outcome, Verdict
 from autograder.errors import AutograderError, ContainerError, WorkspaceError
+from autograder.runners import compose as compose_runner
 from autograder.runners import docker as docker_runner
 from autograder.runners import hadolint, pytest_suite, sandbox
 from autograder.runners.probes import ProbeRunner
@@ -35,7 +36,11 @@ from autograder.settings import Settings, current
 GRADING_WEIGHTS_PATH = "/run/course-weights/resnet50.pt"
 GRADING_CONTAINER_ENV = {"MODEL_WEIGHTS_PATH": GRADING_WEIGHTS_PATH}
 # Resources that run the learner's code on this machine, and so need the sandbox.
-SANDBOXED_RESOURCES = {"probe", "suite"}
+SANDBOXED_RESOURCES = {"probe", "suite", "compose", "stack"}
+# Step 06 grades the metrics of several workers: the graded stack runs the service with two.
+STACK_WORKERS = "2"
+COMPOSE_FILE = "docker-compose.yml"
+COMPOSE_MODEL_LIMIT = 60_000  # characters of the normalised model; a course stack needs a tenth
 
 
 @dataclass(frozen=True)
@@ -130,7 +135,7 @@ class Grading:
                 total_limit=self.settings.build_context_limit,
             )
             sandbox.make_readable(self.snapshot.root)
-            if "service" in self.needs and docker_runner.engine_available()[0]:
+            if {"service", "stack"} & self.needs and docker_runner.engine_available()[0]:
                 # The container will load the grader's weights file: made while the image builds.
                 self._weights = GradingWeights(self.settings.cache_dir / "grading-weights", self.scratch)
                 self._cleanup.callback(self._weights.close)
@@ -243,6 +248,134 @@ class Grading:
             self._weights.prepare_next()
         service.weights_seed = seed
         return service
+
+    def _make_compose(self) -> compose_runner.NormalisedModel:
+        if not (self.snapshot.root / COMPOSE_FILE).is_file():
+            raise Unavailable(
+                Outcome.fail(f"{COMPOSE_FILE} does not exist in the workspace: run the cell that writes it")
+            )
+        try:
+            binary = compose_runner.compose_binary()
+        except AutograderError as error:
+            raise Unavailable(Outcome.skip(f"skipped: {error.message} ({error.hint})")) from error
+        runner = self.provide("probe")
+        # In the sandbox: the file may name env files and includes anywhere, and interpolate
+        # variables; there it sees the workspace only, and no variable of the grader's.
+        result = runner.command(
+            compose_runner.normalise_command(binary, COMPOSE_FILE), timeout=60, stdout_limit=COMPOSE_MODEL_LIMIT
+        )
+        if not result.ok:
+            raise Unavailable(Outcome.fail(f"docker compose config did not finish: {result.describe_failure()}"))
+        if result.value["status"] != 0:
+            said = (result.value["stderr"] or result.value["stdout"]).strip().splitlines()[-3:]
+            raise Unavailable(
+                Outcome.fail(f"docker compose config rejects {COMPOSE_FILE}: " + " ".join(said or ["no message"]))
+            )
+        try:
+            normalised = compose_runner.read_normalised(result.value["stdout"])
+        except ValueError:
+            raise Unavailable(
+                Outcome.fail(
+                    f"{COMPOSE_FILE}'s normalised model could not be read (over {COMPOSE_MODEL_LIMIT} characters?)"
+                )
+            ) from None
+        # Messages name workspace files as ./..., never the grader's folders.
+        return normalised
+
+    def _make_promtool(self) -> PromtoolRunner:
+        available, why = docker_runner.engine_available()
+        if not available:
+            raise Unavailable(
+                Outcome.skip(f"skipped: promtool runs in the course's Prometheus image: no Docker engine ({why})")
+            )
+        if not docker_runner.image_exists(docker_runner.PROMETHEUS_IMAGE):
+            raise Unavailable(
+                Outcome.skip(
+                    f"skipped: {docker_runner.PROMETHEUS_IMAGE} is missing here: python -m autograder offline setup makes it"
+                )
+            )
+        return PromtoolRunner(self.snapshot.root, self.scratch)
+
+    def _make_stack(self) -> compose_runner.Stack:
+        normalised = self.provide("compose")
+        try:
+            image = self.provide("image")
+        except Unavailable as missing:
+            if missing.outcome.skipped:
+                raise
+            raise Unavailable(
+                Outcome.fail("the stack was not started because the service's image did not build")
+            ) from None
+        self.provide("promtool")  # the Prometheus image is there (skipped otherwise, with why)
+        run_id = secrets.token_hex(8)
+        labels = {
+            docker_runner.LABEL: "1",
+            docker_runner.OWNER_LABEL: str(os.getpid()),
+            docker_runner.RUN_LABEL: run_id,
+        }
+        seed, weights = self._weights.take()
+        try:
+            stack_plan = compose_runner.plan(
+                normalised.model,
+                workspace_inside=normalised.inside,
+                snapshot=self.snapshot.root,
+                api_image=image.tag,
+                prometheus_image=docker_runner.PROMETHEUS_IMAGE,
+                image_exists=docker_runner.image_exists,
+                api_environment={**GRADING_CONTAINER_ENV, "WEB_CONCURRENCY": STACK_WORKERS},
+                api_files={GRADING_WEIGHTS_PATH: weights},
+                memory_bytes=self.settings.container_memory,
+                cpus=min(self.settings.container_cpus, docker_runner.engine_cpus()),
+                pids=self.settings.container_pids,
+                labels=labels,
+            )
+            stack = self._cleanup.enter_context(
+                compose_runner.run_stack(
+                    stack_plan, self.scratch, run_id=run_id, startup_timeout=self.settings.startup_timeout
+                )
+            )
+        except compose_runner.StackRefused as refused:
+            raise Unavailable(Outcome.fail(f"the grader will not run this stack: {refused.message}")) from None
+        except ContainerError as error:
+            raise Unavailable(Outcome.fail(str(error))) from error
+        finally:
+            self._weights.prepare_next()
+        stack.weights_seed = seed
+        return stack
+
+
+class PromtoolRunner:
+    """promtool in the course's Prometheus image: workspace files and the grader's own texts
+    mounted read-only, no network, the helpers' confinement (runners.docker.run_tool)."""
+
+    def __init__(self, snapshot: Path, scratch: Path):
+        self._snapshot, self._scratch = snapshot, scratch
+
+    def run(
+        self,
+        argv: list[str],
+        *,
+        mounts: dict[str, str] | None = None,
+        texts: dict[str, str] | None = None,
+        working_dir: str | None = None,
+    ) -> tuple[int, str]:
+        bound: dict[str, Path] = {}
+        for inside, relative in (mounts or {}).items():
+            host = (self._snapshot / relative).resolve()
+            if not host.is_relative_to(self._snapshot.resolve()) or not host.exists():
+                return 2, f"./{relative} is not in the workspace"
+            bound[inside] = host
+        if texts:
+            folder = Path(tempfile.mkdtemp(prefix="promtool-", dir=self._scratch))
+            for index, (inside, text) in enumerate(texts.items()):
+                written = folder / f"text-{index}"
+                written.write_text(text)
+                written.chmod(0o644)
+                bound[inside] = written
+            folder.chmod(0o755)
+        return docker_runner.run_tool(
+            docker_runner.PROMETHEUS_IMAGE, argv, mounts=bound, entrypoint="promtool", working_dir=working_dir
+        )
 
 
 SCRATCH_PREFIX = "grading-"  # then the grading's PID: a killed grading's folder is known by it

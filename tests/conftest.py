@@ -17,6 +17,7 @@ from autograder.release.writefiles import write_files_of
 LONGEST_MODULES = (
     "tests/course/test_solutions_execute.py",
     "tests/runners/test_docker.py",
+    "tests/runners/test_compose.py",
     "tests/checks/test_step04_testing.py",
     "tests/course/test_exercises_nbval.py",
     "tests/release/test_nbgrader_autograde.py",
@@ -94,6 +95,19 @@ def base_image(docker_engine):
             pytest.fail(message)
         pytest.skip(message)
     return offline.BASE_IMAGE
+
+
+@pytest.fixture(scope="session")
+def prometheus_image(base_image, docker_engine):
+    """Step 06's Prometheus image (promtool runs in it): present, or a skip (a failure in CI)."""
+    if not docker_engine.image_exists(docker_engine.PROMETHEUS_IMAGE):
+        message = (
+            f"{docker_engine.PROMETHEUS_IMAGE} is missing: run `python -m autograder offline setup` (.ci/run does)"
+        )
+        if REQUIRE_DOCKER:
+            pytest.fail(message)
+        pytest.skip(message)
+    return docker_engine.PROMETHEUS_IMAGE
 
 
 def _orphaned_sandbox_processes() -> list[str]:

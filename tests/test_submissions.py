@@ -143,7 +143,7 @@ def test_nbgraders_submitted_layout_is_found(correct, tmp_path):
     student.mkdir(parents=True)
     shutil.move(correct, student / course.ASSIGNMENT)
     found = submissions.find(student)
-    assert found.root == student / course.ASSIGNMENT and set(found.notebooks) == {"00", "01", "02", "03", "04", "05"}
+    assert found.root == student / course.ASSIGNMENT and set(found.notebooks) == {s.id for s in course.STEPS}
 
 
 def test_results_are_gradescopes_format_and_a_skip_needs_manual_grading(tmp_path):

@@ -9,12 +9,21 @@ from autograder.checks import (
     step03_api,
     step04_testing,
     step05_image,
+    step06_monitoring,
 )
 from autograder.checks.registry import StepChecks
 
 STEP_CHECKS: dict[str, StepChecks] = {
     module.STEP.step_id: module.STEP
-    for module in (step00_orientation, step01_model, step02_configuration, step03_api, step04_testing, step05_image)
+    for module in (
+        step00_orientation,
+        step01_model,
+        step02_configuration,
+        step03_api,
+        step04_testing,
+        step05_image,
+        step06_monitoring,
+    )
 }
 
 

@@ -99,7 +99,9 @@ class ProbeRunner(Protocol):
 
 
 class CommandRunner(Protocol):
-    def command(self, argv: list[str], *, env: dict | None = None, timeout: float = ...) -> ProbeResult:
+    def command(
+        self, argv: list[str], *, env: dict | None = None, timeout: float = ..., stdout_limit: int = ...
+    ) -> ProbeResult:
         """``argv`` run in the workspace, in the sandbox: {"status", "stdout", "stderr"} as seen from outside."""
 
 
@@ -190,6 +192,47 @@ class Build(Protocol):
     layers: int
 
 
+class ComposeModel(Protocol):
+    """docker-compose.yml as the Compose CLI normalised it in the sandbox (``config --format json``)."""
+
+    model: dict
+    inside: str  # the workspace's path as the model names it (bind sources, build contexts)
+
+    def relative(self, path: str) -> str | None:
+        """``path`` relative to the workspace ('' for the workspace itself), None when outside it."""
+
+
+class Promtool(Protocol):
+    """promtool, run in the course's Prometheus image on workspace files, with no network."""
+
+    def run(
+        self,
+        argv: list[str],
+        *,
+        mounts: dict[str, str] | None = None,
+        texts: dict[str, str] | None = None,
+        working_dir: str | None = None,
+    ) -> tuple[int, str]:
+        """``promtool argv`` with workspace paths (relative) mounted read-only at container paths,
+        and ``texts`` (the grader's own, such as the dashboard's queries as rules) likewise;
+        (exit status, output)."""
+
+
+class Stack(Protocol):
+    """The learner's compose stack, started by the grader (runners.compose.Stack)."""
+
+    figures: dict[str, str]
+    plan: object  # runners.compose.Plan: api, prometheus, grafana, notes
+
+    def health(self) -> dict[str, str]: ...
+
+    def process_commands(self, service: str) -> list[str]: ...
+
+    def prometheus_api(self, path: str, **params: str) -> object: ...
+
+    def stop(self, service: str, grace: int = ...) -> float: ...
+
+
 class Unavailable(Exception):
     """A resource a check needs could not be had: the check's outcome is this one (skipped
     without a Docker engine, failed when the image did not build...)."""
@@ -207,6 +250,8 @@ TEXT_LIMIT = 1024 * 1024  # no file a check reads as text is larger in a correct
 ALREADY_TOLD = {
     "image": "there is no image: the build failed (see image-builds)",
     "service": "no running container to ask (see container-ready)",
+    "compose": "docker-compose.yml could not be read (see compose-valid)",
+    "stack": "the stack did not start (see stack-healthy)",
 }
 
 
@@ -282,6 +327,18 @@ class Context:
     @property
     def service(self) -> Service:
         return self.resource("service")
+
+    @property
+    def compose(self) -> ComposeModel:
+        return self.resource("compose")
+
+    @property
+    def promtool(self) -> Promtool:
+        return self.resource("promtool")
+
+    @property
+    def stack(self) -> Stack:
+        return self.resource("stack")
 
     def probe(
         self,

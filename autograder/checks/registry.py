@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 from autograder import interrupts
 from autograder.checks.context import Context, Unavailable, WorkspaceFileProblem
 from autograder.checks.result import RESOURCES, Check, CheckResult, Outcome, Verdict, printable
+from autograder.errors import ContainerError
 
 
 class StepChecks:
@@ -65,8 +66,13 @@ def run_one(check: Check, context: Context) -> CheckResult:
         outcome = missing.outcome
     except WorkspaceFileProblem as problem:
         outcome = Outcome.fail(str(problem))
+    except ContainerError as error:  # a running service or stack stopped answering the grader
+        outcome = Outcome.fail(str(error))
     except Exception as error:  # a bug in the checker must not hide the other checks' verdicts
-        outcome = Outcome.fail(f"the checker itself failed ({type(error).__name__}: {error}); please report it")
+        if type(error).__module__.split(".")[0] in ("requests", "urllib3"):
+            outcome = Outcome.fail(f"the service did not answer the grader's request ({type(error).__name__}: {error})")
+        else:
+            outcome = Outcome.fail(f"the checker itself failed ({type(error).__name__}: {error}); please report it")
     if outcome.skipped:
         verdict, points = Verdict.SKIPPED, 0.0
     elif outcome.passed:

@@ -17,6 +17,9 @@ from autograder.errors import ReleaseError
 
 PYTHON_STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
 COMMENT_STUB = "# YOUR CODE HERE"
+# JSON has no comments: the stub is deliberately invalid, so a file left blank fails loudly (as
+# raise NotImplementedError() does in Python) instead of parsing as something empty.
+JSON_STUB = "// YOUR CODE HERE (JSON has no comments: replace this line)"
 
 # Files whose comment syntax is '#': a comment line is a valid stub that leaves the file parseable.
 HASH_COMMENT_SUFFIXES = {
@@ -57,9 +60,11 @@ def stub_for(path: str) -> str:
         return PYTHON_STUB
     if name in HASH_COMMENT_NAMES or name.startswith("Dockerfile") or suffix in HASH_COMMENT_SUFFIXES:
         return COMMENT_STUB
+    if suffix == ".json":
+        return JSON_STUB
     raise ReleaseError(
         f"a solution region in a %%writefile cell for {path!r}: no stub is known for that file type",
-        hint="solution regions work in .py, Dockerfile, YAML, HCL, shell, TOML and text files; "
+        hint="solution regions work in .py, Dockerfile, YAML, JSON, HCL, shell, TOML and text files; "
         "for other files give the learner the whole file or add the type to writefile_stubs.py",
     )
 

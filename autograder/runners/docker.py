@@ -31,6 +31,8 @@ from autograder.settings import Settings, current
 
 # The course's base image: graded builds may start from it (and their own stages) only.
 BASE_IMAGE = "python:3.11-slim"
+# Step 06's Prometheus (and promtool): pulled, or a stand-in of that name (runners.offline).
+PROMETHEUS_IMAGE = "prom/prometheus:v2.42.0"
 LABEL = "org.resnet-course.autograder"
 STAND_IN_LABEL = "org.resnet-course.stand-in"
 RUN_LABEL = "org.resnet-course.run"  # one value per run_service call
@@ -488,10 +490,12 @@ def wrong_listener(sockets: set[tuple[str, int]], port: int) -> str:
 
 # A TCP relay, run in the course's base image: the only way into a graded container. It accepts on
 # RELAY_PORT and connects each client to the service on the internal network, both directions,
-# half-closes passed on.
+# half-closes passed on; no connection lives longer than RELAY_CONNECTION_SECONDS (120 s): an answer
+# that trickles in a byte at a time would otherwise hold the grader past every read timeout.
 RELAY_SCRIPT = """
 import asyncio, os
 HOST, PORT = os.environ["TARGET_HOST"], int(os.environ["TARGET_PORT"])
+LIFETIME = float(os.environ.get("RELAY_CONNECTION_SECONDS", "120"))
 
 async def pipe(reader, writer):
     try:
@@ -509,7 +513,12 @@ async def handle(client_reader, client_writer):
     except OSError:
         client_writer.close()
         return
-    await asyncio.gather(pipe(client_reader, service_writer), pipe(service_reader, client_writer))
+    try:
+        await asyncio.wait_for(
+            asyncio.gather(pipe(client_reader, service_writer), pipe(service_reader, client_writer)), LIFETIME
+        )
+    except asyncio.TimeoutError:
+        pass  # an answer that trickles in never holds the grader past its connection's lifetime
     for writer in (client_writer, service_writer):
         writer.close()
 
@@ -648,17 +657,7 @@ def run_service(
     finally:
         # Runs on success, failure, timeout and KeyboardInterrupt alike. Found by label, in case
         # the interrupt came between the engine creating something and testcontainers noting it.
-        _remove_run(engine, run_id)
-
-
-def _remove_run(engine, run_id: str) -> None:
-    """Remove the containers, then the network, of one run_service call."""
-    for leftover in engine.containers.list(all=True, filters={"label": f"{RUN_LABEL}={run_id}"}):
-        with contextlib.suppress(Exception):
-            leftover.remove(force=True, v=True)
-    for network in engine.networks.list(filters={"label": f"{RUN_LABEL}={run_id}"}):
-        with contextlib.suppress(Exception):
-            network.remove()
+        remove_labelled(RUN_LABEL, run_id)
 
 
 def _liveness_note(base_url: str, ready_path: str) -> str:
@@ -708,6 +707,130 @@ def run_once(image: str, command: list[str] | None = None, *, user: str | None =
             container.remove(force=True)
 
 
+def run_tool(
+    image: str,
+    argv: list[str],
+    *,
+    mounts: dict[str, Path] | None = None,
+    entrypoint: str | None = None,
+    working_dir: str | None = None,
+    timeout: float = 60.0,
+    output_limit: int = 64 * 1024,
+) -> tuple[int, str]:
+    """Run a tool of the course's own (promtool in the Prometheus image) on learner files: the
+    files mounted read-only (container path -> host path), no network, the helpers' confinement,
+    a deadline. Returns (exit status, the end of its output); the container is removed."""
+    engine = client()
+    container = engine.containers.create(
+        image,
+        command=argv,
+        entrypoint=entrypoint,
+        working_dir=working_dir,
+        network_mode="none",
+        tmpfs={"/tmp": "rw,size=64m"},  # promtool's rule tests keep a database there
+        volumes={str(host): {"bind": inside, "mode": "ro"} for inside, host in (mounts or {}).items()},
+        labels={LABEL: "1", OWNER_LABEL: str(os.getpid())},
+        log_config={"type": "json-file", "config": LOG_OPTIONS},
+        **HELPER_CONFINEMENT,
+    )
+    try:
+        container.start()
+        try:
+            status = container.wait(timeout=timeout).get("StatusCode", -1)
+        except Exception:  # the deadline (requests' ReadTimeout, ConnectionError...)
+            return -1, f"did not finish in {timeout:.0f} s"
+        output = container.logs().decode(errors="replace")
+        return status, output[-output_limit:]
+    finally:
+        with contextlib.suppress(Exception):
+            container.remove(force=True, v=True)
+
+
+def engine_cpus() -> int:
+    return int(client().info().get("NCPU") or 1)
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    """One container as the engine lists it: read in one call, so a container removed meanwhile
+    is simply absent (never an error half-way)."""
+
+    id: str
+    labels: dict
+    state: str  # created, running, exited, dead...
+    health: str  # healthy, unhealthy, starting, or '' without a healthcheck
+    exit_code: int | None
+    published: dict[int, tuple[str, int]]  # container port -> (host address, host port)
+
+
+_EXITED = re.compile(r"Exited \((-?\d+)\)")
+
+
+def labelled_states(label: str, value: str) -> list[ContainerState]:
+    """Every container labelled ``label=value`` (a compose project's), as the engine lists them."""
+    found = []
+    for row in client().api.containers(all=True, filters={"label": f"{label}={value}"}):
+        status = str(row.get("Status") or "")
+        health = next(
+            (
+                word
+                for word in ("unhealthy", "healthy", "starting")
+                if f"({word}" in status or f"health: {word}" in status
+            ),
+            "",
+        )
+        exited = _EXITED.search(status)
+        published = {
+            int(port["PrivatePort"]): (str(port.get("IP") or ""), int(port["PublicPort"]))
+            for port in row.get("Ports") or []
+            if port.get("PublicPort")
+        }
+        found.append(
+            ContainerState(
+                id=row["Id"],
+                labels=row.get("Labels") or {},
+                state=str(row.get("State") or ""),
+                health=health,
+                exit_code=int(exited.group(1)) if exited else None,
+                published=published,
+            )
+        )
+    return found
+
+
+def container_logs(container_id: str, lines: int = LOG_TAIL_LINES) -> str:
+    """The end of a container's logs ('' when it is gone)."""
+    try:
+        return client().api.logs(container_id, tail=lines).decode(errors="replace")
+    except Exception:
+        return ""
+
+
+def container_commands(container_id: str) -> list[str]:
+    """The command line of every process in a container (docker top; [] when it is gone)."""
+    try:
+        top = client().api.top(container_id, ps_args="-o pid,args")
+    except Exception:
+        return []
+    titles = [title.upper() for title in top.get("Titles") or []]
+    column = titles.index("COMMAND") if "COMMAND" in titles else len(titles) - 1
+    return [row[column] for row in top.get("Processes") or []]
+
+
+def remove_labelled(label: str, value: str) -> None:
+    """Remove the containers, then the networks and volumes, labelled ``label=value``."""
+    engine = client()
+    for row in engine.api.containers(all=True, filters={"label": f"{label}={value}"}):
+        with contextlib.suppress(Exception):
+            engine.api.remove_container(row["Id"], force=True, v=True)
+    for network in engine.networks.list(filters={"label": f"{label}={value}"}):
+        with contextlib.suppress(Exception):
+            network.remove()
+    for volume in engine.volumes.list(filters={"label": f"{label}={value}"}):
+        with contextlib.suppress(Exception):
+            volume.remove(force=True)
+
+
 def published_host_ips(container_id: str) -> set[str]:
     """The host addresses a container's ports are published on (the course uses 127.0.0.1 only)."""
     ports = client().api.inspect_container(container_id)["NetworkSettings"]["Ports"] or {}
@@ -750,23 +873,29 @@ def remove_leftover_containers() -> list[str]:
     base image's label) belong to the engine's build, which removes them itself."""
     engine = client()
     removed = []
-    for container in engine.containers.list(all=True, filters={"label": OWNER_LABEL}):
-        if _owner_alive(container.labels or {}):
+    # The low-level listing names every container with its labels in one call: the high-level
+    # one inspects each in turn and fails on one that another grading removed meanwhile.
+    for row in engine.api.containers(all=True, filters={"label": OWNER_LABEL}):
+        if _owner_alive(row.get("Labels") or {}):
             continue
         with contextlib.suppress(Exception):
-            container.remove(force=True, v=True)
-            removed.append(container.short_id)
+            engine.api.remove_container(row["Id"], force=True, v=True)
+            removed.append(row["Id"][:12])
     for network in engine.networks.list(filters={"label": OWNER_LABEL}):
         if not _owner_alive(network.attrs.get("Labels") or {}):
             with contextlib.suppress(Exception):
                 network.remove()
+    for volume in engine.volumes.list(filters={"label": OWNER_LABEL}):  # a compose stack's (step 06)
+        if not _owner_alive(volume.attrs.get("Labels") or {}):
+            with contextlib.suppress(Exception):
+                volume.remove(force=True)
     return removed
 
 
 def labelled_containers(owner_pid: int | None = None) -> list[str]:
     """Containers the autograder made (all of them, or those of one grading process)."""
     label = f"{OWNER_LABEL}={owner_pid}" if owner_pid is not None else LABEL
-    return [c.short_id for c in client().containers.list(all=True, filters={"label": label})]
+    return [row["Id"][:12] for row in client().api.containers(all=True, filters={"label": label})]
 
 
 GRADED_REPOSITORY = "resnet-course/graded"

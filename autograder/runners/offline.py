@@ -145,14 +145,90 @@ def ensure_base_image(reference: str = BASE_IMAGE, *, allow_pull: bool = True) -
     return f"{reference} built as the offline stand-in from Debian packages"
 
 
+# Step 06's Prometheus: the official image where a registry answers, else a stand-in of the same
+# name built from Debian's prometheus package (2.42, the same version) on the course's base image.
+PROMETHEUS_IMAGE = docker_runner.PROMETHEUS_IMAGE
+# What the official image offers that learners' compose files use: /bin/prometheus, /bin/promtool,
+# busybox's wget (for healthchecks), user nobody, /prometheus for the data, the default config.
+_PROMETHEUS_DOCKERFILE = """\
+FROM {base}
+COPY prometheus promtool busybox /usr/bin/
+COPY prometheus.yml /etc/prometheus/prometheus.yml
+RUN ln -s /usr/bin/busybox /usr/bin/wget \\
+ && mkdir -p /prometheus /usr/share/prometheus/consoles /usr/share/prometheus/console_libraries \\
+ && chown 65534:65534 /prometheus
+USER 65534:65534
+WORKDIR /prometheus
+EXPOSE 9090
+ENTRYPOINT ["/usr/bin/prometheus"]
+CMD ["--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus", \\
+     "--web.console.libraries=/usr/share/prometheus/console_libraries", \\
+     "--web.console.templates=/usr/share/prometheus/consoles"]
+LABEL {stand_in}="debian-bookworm-prometheus"
+"""
+_PROMETHEUS_DEFAULT_CONFIG = """\
+# The stand-in's default configuration (as the official image's): Prometheus scrapes itself.
+global:
+  scrape_interval: 15s
+scrape_configs:
+  - job_name: prometheus
+    static_configs:
+      - targets: ["localhost:9090"]
+"""
+
+
+def ensure_prometheus_image(*, allow_pull: bool = True) -> str:
+    """Make sure PROMETHEUS_IMAGE exists: already there, pulled, or built from Debian's package."""
+    if docker_runner.image_exists(PROMETHEUS_IMAGE):
+        kind = "stand-in" if is_stand_in(PROMETHEUS_IMAGE) else "present"
+        return f"{PROMETHEUS_IMAGE} already present ({kind})"
+    if allow_pull and docker_runner.pull_image(PROMETHEUS_IMAGE):
+        return f"{PROMETHEUS_IMAGE} pulled from a registry"
+    build_prometheus_stand_in()
+    return f"{PROMETHEUS_IMAGE} built as the offline stand-in from Debian's prometheus package"
+
+
+def build_prometheus_stand_in() -> None:
+    """apt-get download Debian's prometheus and busybox packages (no install, no service
+    started), unpack them, and build the stand-in on the course's base image, with no network."""
+    if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
+        raise AutograderError(
+            f"{PROMETHEUS_IMAGE} cannot be pulled here, and building its stand-in needs apt-get and dpkg-deb",
+            hint="on a machine with a registry: docker pull prom/prometheus:v2.42.0; offline: run this on Debian",
+        )
+    if not docker_runner.image_exists(BASE_IMAGE):
+        raise AutograderError(f"{BASE_IMAGE} is missing", hint="python -m autograder offline setup makes it first")
+    with tempfile.TemporaryDirectory(prefix="prometheus-stand-in-") as scratch:
+        folder = Path(scratch)
+        _run_in(["apt-get", "download", "prometheus", "busybox"], folder, what="apt-get download prometheus busybox")
+        unpacked = folder / "unpacked"
+        for package in sorted(folder.glob("*.deb")):
+            _run(["dpkg-deb", "-x", str(package), str(unpacked)], what=f"unpacking {package.name}")
+        context = folder / "context"
+        context.mkdir()
+        for name, found in (("prometheus", "usr/bin/prometheus"), ("promtool", "usr/bin/promtool")):
+            shutil.copy2(unpacked / found, context / name)
+        busybox = next((p for p in (unpacked / "bin/busybox", unpacked / "usr/bin/busybox") if p.is_file()), None)
+        if busybox is None:
+            raise AutograderError("Debian's busybox package has no busybox binary where expected")
+        shutil.copy2(busybox, context / "busybox")
+        (context / "prometheus.yml").write_text(_PROMETHEUS_DEFAULT_CONFIG)
+        (context / "Dockerfile").write_text(
+            _PROMETHEUS_DOCKERFILE.format(base=BASE_IMAGE, stand_in=docker_runner.STAND_IN_LABEL)
+        )
+        docker_runner.build_image(context, PROMETHEUS_IMAGE, network_mode="none", labels={docker_runner.LABEL: "base"})
+
+
 def prepare_builds(requirements: list[Path], *, allow_pull: bool = True) -> list[str]:
     """Base image, plus the wheelhouse when the base is the stand-in (the official image installs
-    from the package index itself). Returns what was done, for people to read."""
+    from the package index itself), plus step 06's Prometheus image. Returns what was done, for
+    people to read."""
     done = [ensure_base_image(allow_pull=allow_pull)]
     if is_stand_in():
         done.append(f"wheelhouse ready: {build_wheelhouse(requirements)}")
     else:
         done.append("official base image: builds install from the package index, no wheelhouse needed")
+    done.append(ensure_prometheus_image(allow_pull=allow_pull))
     return done
 
 
@@ -231,7 +307,13 @@ def serve_wheelhouse(directory: Path | None = None, port: int | None = None) -> 
 
 
 def _run(command: list[str], *, what: str) -> None:
-    result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
+    _run_in(command, None, what=what)
+
+
+def _run_in(command: list[str], cwd: Path | None, *, what: str) -> None:
+    result = subprocess.run(
+        command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
+    )
     if result.returncode != 0:
         tail = "\n".join(result.stdout.strip().splitlines()[-20:])
         raise AutograderError(f"{what} failed (exit {result.returncode})", hint=tail)

@@ -106,10 +106,18 @@ class ProbeRunner:
         03, two minutes each)."""
         return min(timeout, AFTER_A_HANG) if self._hung else timeout
 
-    def command(self, argv: list[str], *, env: Mapping[str, str] | None = None, timeout: float = 60.0) -> ProbeResult:
+    def command(
+        self,
+        argv: list[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        timeout: float = 60.0,
+        stdout_limit: int = COMMAND_OUTPUT_LIMIT,
+    ) -> ProbeResult:
         """Run ``argv`` in the workspace snapshot (its folder the working directory and on the
         path; "python" is this interpreter), in a fresh sandbox. The observation is what the
-        grader saw from outside: {"status", "stdout", "stderr"} (their ends)."""
+        grader saw from outside: {"status", "stdout", "stderr"} (their ends; of stdout the last
+        ``stdout_limit`` characters, at most what the sandbox passes on)."""
         root = Path(tempfile.mkdtemp(prefix="command-", dir=self._scratch))
         timeout = self._after_a_hang(timeout)
         try:
@@ -131,7 +139,7 @@ class ProbeRunner:
                 self._hung = True
                 return ProbeResult(ok=False, timed_out=True, output_tail=_tail(finished.output))
             stderr = _file_end(root / "out" / STDERR_FILE, COMMAND_OUTPUT_LIMIT)
-            value = {"status": finished.returncode, "stdout": finished.output[-COMMAND_OUTPUT_LIMIT:], "stderr": stderr}
+            value = {"status": finished.returncode, "stdout": finished.output[-stdout_limit:], "stderr": stderr}
             return ProbeResult(ok=True, value=value)
         finally:
             shutil.rmtree(root, ignore_errors=True)

@@ -90,7 +90,14 @@ def test_ordinary_python_cells_keep_nbgrader_behaviour():
 
 def test_unknown_file_type_is_a_clear_error():
     with pytest.raises(ReleaseError, match="no stub is known"):
-        stub_for("workspace/data.json")
+        stub_for("workspace/data.xml")
+
+
+def test_a_json_stub_leaves_the_file_invalid_on_purpose():
+    import json
+
+    with pytest.raises(json.JSONDecodeError):
+        json.loads('{"panels": [\n' + stub_for("workspace/dashboard.json") + "\n]}")
 
 
 def test_writefile_target_reads_append_and_plain_forms():

@@ -1,9 +1,11 @@
 # Gunicorn's settings for the service: `gunicorn -c gunicorn.conf.py` reads this file at start-up.
 # The numbers come from the same environment variables as service/config.py, validated by it.
 import math
+import glob
 import os
 
 from service.config import Settings
+from service.metrics import forget_worker, multiprocess_dir
 
 settings = Settings.from_env()  # a bad variable stops the server here, with a clear message
 
@@ -24,8 +26,8 @@ def usable_cores() -> int:
 
 bind = f"0.0.0.0:{settings.port}"  # every interface of the container: 127.0.0.1 is unreachable from outside
 worker_class = "gthread"
-# One worker unless WEB_CONCURRENCY says otherwise: one copy of the model in memory, and /ready
-# and /metrics that speak for the whole container. Scale out with more containers instead.
+# One worker unless WEB_CONCURRENCY says otherwise: one copy of the model in memory per worker.
+# With several, /metrics speaks for all of them only in multiprocess mode (on_starting below).
 workers = settings.workers
 threads = settings.threads  # requests a worker can hold at once (they take turns at the model)
 # Inference is CPU-bound: workers x PyTorch threads should not exceed the cores, or they take
@@ -46,3 +48,18 @@ def when_ready(server):
         "serving on %s: %d workers x %d threads, %s PyTorch threads each, %d usable cores",
         bind, workers, threads, os.environ["TORCH_NUM_THREADS"], usable_cores(),
     )
+
+
+def on_starting(server):
+    # Prometheus' multiprocess mode: workers write their metrics to files in this folder (a
+    # tmpfs), and /metrics adds them up. Files left by an earlier run would be added too: remove
+    # them, and only them (the metrics' own *.db files), whatever folder the variable names.
+    folder = multiprocess_dir()
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+        for stale in glob.glob(os.path.join(folder, "*.db")):
+            os.remove(stale)
+
+
+def child_exit(server, worker):
+    forget_worker(worker.pid)  # a restarted worker's gauges must not linger

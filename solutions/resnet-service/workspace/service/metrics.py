@@ -2,11 +2,19 @@
 
 Each application gets its own registry, so tests can create many apps in one process without
 "Duplicated timeseries" errors, and an app's counters start from zero.
+
+Under gunicorn with several workers, each worker is a process with its own counters, and a scrape
+reaches one of them. With PROMETHEUS_MULTIPROC_DIR set (before prometheus_client is imported),
+every worker writes its values to files in that folder, and /metrics adds up the files of all
+workers: the answer then speaks for the whole service (step 06).
 """
 
 from __future__ import annotations
 
+import os
+
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import multiprocess
 
 # Seconds. A CPU ResNet50 answers in tens to hundreds of milliseconds; the buckets bracket that.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -42,6 +50,7 @@ class Metrics:
             "The model being served; the value is 1 once it is loaded",
             ["model", "weights_source", "random_weights"],
             registry=self.registry,
+            multiprocess_mode="livemax",  # across live workers: 1 once one has loaded it
         )
 
     def observe_request(self, *, endpoint: str, method: str, status: int, seconds: float) -> None:
@@ -49,5 +58,21 @@ class Metrics:
         self.latency.labels(endpoint=endpoint).observe(seconds)
 
     def exposition(self) -> tuple[bytes, str]:
-        """The body and content type of a /metrics answer, in Prometheus' text format."""
+        """The body and content type of a /metrics answer, in Prometheus' text format: this
+        process's own metrics, or, in multiprocess mode, those of every worker added up."""
+        if multiprocess_dir():
+            registry = CollectorRegistry()  # a fresh one per scrape, as prometheus_client's docs say
+            multiprocess.MultiProcessCollector(registry)
+            return generate_latest(registry), CONTENT_TYPE_LATEST
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+def multiprocess_dir() -> str | None:
+    """The folder where workers write their metrics, when several processes share them."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+def forget_worker(pid: int) -> None:
+    """Drop the live gauges of a worker that exited (gunicorn's child_exit hook calls this)."""
+    if multiprocess_dir():
+        multiprocess.mark_process_dead(pid)
