@@ -16,6 +16,7 @@ import json
 import os
 import secrets
 import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -192,16 +193,31 @@ class Change:
 
 
 def catch_up(target_step: str, workspace: Path, *, reference: Path | None = None) -> list[Change]:
-    """Restore the reference files of every step before ``target_step``; back up what it replaces."""
-    reference = reference or course.REFERENCE_WORKSPACE
+    """Restore the reference files of every step before ``target_step``; back up what it replaces.
+
+    A later notebook may rewrite an earlier step's file (notebook 06 rewrites metrics.py and
+    gunicorn.conf.py): where the solution notebooks are here, the files are what the notebooks
+    before ``target_step`` write, so catching up never hands out a later step's solution. With
+    only the reference workspace (a learner's repository) they are its files."""
+    target = course.step(target_step)
+    earlier = [s for s in course.STEPS if s.id < target.id]
+    if reference is None and earlier and all(s.solution_notebook and s.solution_notebook.is_file() for s in earlier):
+        from autograder.release.writefiles import write_files_of
+
+        with tempfile.TemporaryDirectory(prefix="catch-up-") as folder:
+            for step in earlier:
+                write_files_of(step.solution_notebook, Path(folder), strip_markers=True)
+            return _catch_up(target, earlier, Path(workspace), Path(folder) / course.WORKSPACE_NAME)
+    return _catch_up(target, earlier, Path(workspace), reference or course.REFERENCE_WORKSPACE)
+
+
+def _catch_up(target: course.Step, earlier: list[course.Step], workspace: Path, reference: Path) -> list[Change]:
     if not reference.is_dir():
         raise AutograderError(
             f"catch-up needs the reference workspace, and {reference} does not exist",
             hint="your instructor decides whether to hand it out: ask them for the course's reference/ folder "
             "(python -m autograder release --learner-repo DIR --with-reference includes it)",
         )
-    target = course.step(target_step)
-    earlier = [s for s in course.STEPS if s.id < target.id]
     if not earlier:
         raise AutograderError(f"step {target.id} is the first step: there is nothing to catch up on")
     # Check the whole plan before touching anything: a half catch-up would leave a mixed workspace.

@@ -116,6 +116,16 @@ def test_catch_up_creates_missing_files_and_backs_up_the_learners(tmp_path):
     assert {c.action for c in again} == {"unchanged"}, "a second catch-up changes nothing"
 
 
+def test_catch_up_never_hands_out_a_later_steps_version_of_a_file(tmp_path):
+    """Notebook 06 rewrites metrics.py and gunicorn.conf.py: catching up to 06 gives the versions
+    notebooks 03 and 05 write, not 06's solution."""
+    workspace = tmp_path / "workspace"
+    progress.catch_up("06", workspace)
+    assert "def on_starting" not in (workspace / "gunicorn.conf.py").read_text()
+    assert "multiprocess" not in (workspace / "service" / "metrics.py").read_text()
+    assert "def on_starting" in (course.REFERENCE_WORKSPACE / "gunicorn.conf.py").read_text()
+
+
 def test_catch_up_to_the_first_step_is_refused(tmp_path):
     with pytest.raises(AutograderError, match="first step"):
         progress.catch_up("00", tmp_path)

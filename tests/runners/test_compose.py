@@ -202,27 +202,55 @@ def test_a_stack_that_would_widen_its_rights_is_refused_before_it_starts(
     assert "will not run this stack" in result.message and words in result.message, result.message
 
 
+def _grading_in_a_child(tmp_path, workspace) -> subprocess.Popen:
+    script = (
+        "import sys\nfrom autograder import interrupts\nfrom autograder.grading import grade_step\n"
+        "if __name__ == '__main__':\n    interrupts.install()\n"
+        "    grade_step('06', sys.argv[1], only=['stack-healthy', 'requests-counted'])\n"
+    )
+    (tmp_path / "grade.py").write_text(script)
+    return subprocess.Popen([sys.executable, str(tmp_path / "grade.py"), str(workspace)], cwd=Path.cwd())
+
+
+def _wait_until_healthy_in(engine, label: dict, child: subprocess.Popen) -> None:
+    """Wait for the state the test needs: the service healthy inside the child's stack."""
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and child.poll() is None:
+        states = [c.attrs["State"].get("Health", {}).get("Status") for c in engine.containers.list(filters=label)]
+        if "healthy" in states:
+            return
+        time.sleep(0.5)
+    raise AssertionError("the grading ended before its stack was healthy")
+
+
+def test_ctrl_c_midway_takes_the_whole_stack_down(prometheus_image, reference_workspace, docker_engine, tmp_path):
+    child = _grading_in_a_child(tmp_path, reference_workspace)
+    engine = docker_engine.client()
+    label = {"label": f"{docker_engine.OWNER_LABEL}={child.pid}"}
+    try:
+        _wait_until_healthy_in(engine, label, child)
+        child.send_signal(signal.SIGINT)
+        child.wait(timeout=120)
+        # No sweep here: the interrupted grading removed its own stack on the way out.
+        assert engine.containers.list(all=True, filters=label) == []
+        assert engine.networks.list(filters=label) == []
+        assert engine.volumes.list(filters=label) == []
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        docker_engine.remove_leftover_containers()
+
+
 def test_a_grading_killed_midway_leaves_a_stack_the_next_run_removes(
     prometheus_image, reference_workspace, docker_engine, tmp_path
 ):
     """SIGKILL allows no clean-up: the next grading's sweep finds the stack by its owner label."""
-    script = (
-        "import sys\nfrom autograder.grading import grade_step\n"
-        "if __name__ == '__main__':\n    grade_step('06', sys.argv[1], only=['stack-healthy', 'requests-counted'])\n"
-    )
-    (tmp_path / "grade.py").write_text(script)
-    child = subprocess.Popen([sys.executable, str(tmp_path / "grade.py"), str(reference_workspace)], cwd=Path.cwd())
+    child = _grading_in_a_child(tmp_path, reference_workspace)
     engine = docker_engine.client()
     label = {"label": f"{docker_engine.OWNER_LABEL}={child.pid}"}
     try:
-        deadline = time.monotonic() + 600
-        # Wait for the state the test needs: the service healthy inside the child's stack.
-        while time.monotonic() < deadline and child.poll() is None:
-            states = [c.attrs["State"].get("Health", {}).get("Status") for c in engine.containers.list(filters=label)]
-            if "healthy" in states:
-                break
-            time.sleep(0.5)
-        assert child.poll() is None, "the grading ended before its stack was healthy"
+        _wait_until_healthy_in(engine, label, child)
         os.kill(child.pid, signal.SIGKILL)
         child.wait()
         assert engine.containers.list(all=True, filters=label), "the killed run should have left its stack"
