@@ -258,7 +258,7 @@ ACTIONS = {
     "upload": "actions/upload-artifact@v4",
     "download": "actions/download-artifact@v4",
 }
-SETUP_MINUTES = 45  # the environment (PyTorch) and, for step 05, the base image and wheelhouse
+SETUP_MINUTES = 45  # the environment (PyTorch) and, for steps 05-06, the base image, wheelhouse, Prometheus
 HOSTED_JOB_MINUTES = 360  # the longest a job may run on GitHub's runners
 
 WORKFLOW_HEADER = """\
@@ -313,11 +313,12 @@ def github_workflow(
         },
         {"name": "Course environment", "run": "make venv"},
     ]
-    if not steps or "05" in steps:
-        # Step 05 builds and runs the learner's image on the runner's Docker engine.
+    if not steps or {"05", "06"} & set(steps):
+        # Steps 05 and 06 build and run the learner's image (06: its compose stack, with the
+        # course's Prometheus image) on the runner's Docker engine.
         grade_steps.append(
             {
-                "name": "Base image and wheelhouse (step 05)",
+                "name": "Base image, wheelhouse and Prometheus image (steps 05 and 06)",
                 "run": 'sudo env "PATH=$PWD/.venv/bin:$PATH" .venv/bin/python -m autograder offline setup',
             }
         )
