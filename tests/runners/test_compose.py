@@ -52,12 +52,12 @@ def nothing_left(docker_engine):
         assert _ours(docker_engine, kind) == [], f"the grader left {kind} behind"
 
 
-def test_the_reference_stack_passes_every_check_and_leaves_nothing(prometheus_image, reference_workspace, nothing_left):
-    report = grade_step("06", reference_workspace, only=LIVE)
-    results = {r.id.split(".", 1)[1]: r for r in report.results}
+def test_the_reference_stack_passes_every_check_and_leaves_nothing(stack_reports):
+    results, left = stack_reports[REFERENCE]
+    assert left == [], "the grading left containers behind"
     failed = {name: r.message for name, r in results.items() if r.verdict is not Verdict.PASSED}
     assert failed == {}
-    figures = {key: value for r in report.results for key, value in r.figures}
+    figures = {key: value for r in results.values() for key, value in r.figures}
     assert float(figures["stack_startup_seconds"]) > 0
     assert figures["scrape_interval"] == "5 s"  # what monitoring/prometheus.yml sets
     assert figures["measured_interval"].endswith(" s")  # two of Prometheus' scrapes seen
@@ -102,7 +102,7 @@ FAILING_STACKS = {
 }
 
 
-def _grade_faulty(workspace: str, only: list[str]) -> tuple[dict, list[str]]:
+def _grade_in_a_process(workspace: str, only: list[str]) -> tuple[dict, list[str]]:
     """In a process of its own: the results by check, and what the grading left on the engine."""
     from autograder.runners import docker as docker_runner
 
@@ -110,15 +110,19 @@ def _grade_faulty(workspace: str, only: list[str]) -> tuple[dict, list[str]]:
     return {r.id.split(".", 1)[1]: r for r in report.results}, docker_runner.labelled_containers(owner_pid=os.getpid())
 
 
+REFERENCE = "reference"
+
+
 @pytest.fixture(scope="module")
-def faulty_reports(prometheus_image, tmp_path_factory, reference_workspace):
-    """Every faulty stack graded, three at a time: most of a live check is waiting for
-    Prometheus' next scrape or evaluation, so side by side they take the time of the longest."""
+def stack_reports(prometheus_image, tmp_path_factory, reference_workspace):
+    """The reference's stack and every faulty one graded side by side, each in a process of its
+    own (as two gradings on one machine would): most of a live check is waiting for Prometheus'
+    next scrape or evaluation, so together they take about the time of the longest."""
     import concurrent.futures
     import multiprocessing
     import shutil
 
-    jobs = {}
+    jobs = {REFERENCE: (str(reference_workspace), list(LIVE))}
     for name, (edits, check, _) in FAILING_STACKS.items():
         workspace = tmp_path_factory.mktemp("stacks") / name
         shutil.copytree(reference_workspace, workspace)
@@ -128,15 +132,15 @@ def faulty_reports(prometheus_image, tmp_path_factory, reference_workspace):
             (workspace / relative).write_text(text.replace(old, new))
         jobs[name] = (str(workspace), ["stack-healthy"] if check == "stack-healthy" else ["stack-healthy", check])
     spawn = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(max_workers=3, mp_context=spawn) as pool:
-        futures = {name: pool.submit(_grade_faulty, *job) for name, job in jobs.items()}
+    with concurrent.futures.ProcessPoolExecutor(max_workers=4, mp_context=spawn) as pool:
+        futures = {name: pool.submit(_grade_in_a_process, *job) for name, job in jobs.items()}
         return {name: future.result() for name, future in futures.items()}
 
 
 @pytest.mark.parametrize("fixture", sorted(FAILING_STACKS))
-def test_a_faulty_stack_fails_exactly_its_check(fixture, faulty_reports):
+def test_a_faulty_stack_fails_exactly_its_check(fixture, stack_reports):
     _, check, words = FAILING_STACKS[fixture]
-    results, left = faulty_reports[fixture]
+    results, left = stack_reports[fixture]
     assert left == [], "the grading left containers behind"
     assert results[check].verdict is Verdict.FAILED, results[check].message
     assert words in results[check].message, results[check].message
