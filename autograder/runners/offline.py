@@ -228,7 +228,9 @@ def prepare_builds(requirements: list[Path], *, allow_pull: bool = True) -> list
         done.append(f"wheelhouse ready: {build_wheelhouse(requirements)}")
     else:
         done.append("official base image: builds install from the package index, no wheelhouse needed")
-    done.append(ensure_prometheus_image(allow_pull=allow_pull))
+    # Where the base image had to be a stand-in, no registry answered: waiting out another pull's
+    # timeout (COURSE_PULL_TIMEOUT) would find the same.
+    done.append(ensure_prometheus_image(allow_pull=allow_pull and not is_stand_in()))
     return done
 
 
