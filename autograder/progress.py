@@ -137,11 +137,52 @@ def record(workspace: Path, report: StepReport) -> None:
         step = history.setdefault(report.step.id, {"checks": {}})
         step.pop("grading_since", None)
         step["time"] = time.time()
+        step["files"] = _digests(workspace)
         for result in report.results:
             step["checks"][result.id] = {"passed": result.passed, "points": result.points}
         _write_history(path, history)
     except (OSError, ValueError, KeyError, TypeError):
         pass
+
+
+DIGESTED_FILE_LIMIT = 1024**2  # larger files (weights) are compared by size and time instead
+DIGESTED_BYTES_MAX = 32 * 1024**2  # all the files read for one record, at the most
+DIGESTED_FILES_MAX = 400
+SKIPPED_FOLDERS = {".catch-up-backups", "__pycache__", ".ipynb_checkpoints", ".pytest_cache", ".git", ".venv"}
+
+
+def _digests(workspace: Path) -> dict[str, str]:
+    """A short digest of each of the workspace's files, so that ``progress`` can tell a file
+    changed from one rewritten as it was (a notebook's %%writefile cells run again)."""
+    digests: dict[str, str] = {}
+    budget = DIGESTED_BYTES_MAX
+    root = Path(workspace)
+    for path in sorted(root.rglob("*")):
+        if len(digests) >= DIGESTED_FILES_MAX:
+            break
+        relative = path.relative_to(root)
+        if SKIPPED_FOLDERS & set(relative.parts) or path.is_symlink() or not path.is_file():
+            continue
+        try:
+            stat = path.stat()
+            if stat.st_size > min(DIGESTED_FILE_LIMIT, budget):
+                digests[str(relative)] = f"size {stat.st_size} time {stat.st_mtime}"
+            else:
+                budget -= stat.st_size
+                digests[str(relative)] = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        except OSError:  # unreadable: it counts as changed next time, never as an error
+            continue
+    return digests
+
+
+def _changed_since(workspace: Path, files: list[str], last: dict) -> bool:
+    """Whether one of ``files`` differs from what the last check saw (by content where it was recorded)."""
+    seen = last.get("files")
+    if not isinstance(seen, dict):  # a history from before digests: modification times
+        present = [f for f in files if (workspace / f).exists()]
+        return max(((workspace / f).stat().st_mtime for f in present), default=0.0) > last["time"]
+    now = {f: d for f, d in _digests(workspace).items() if f in files}
+    return any(now.get(f) != seen.get(f) for f in files if f in now or f in seen)
 
 
 @dataclass(frozen=True)
@@ -159,7 +200,6 @@ def progress(workspace: Path) -> list[StepStatus]:
         files = step_files(step)
         present = [f for f in files if (workspace / f).exists()]
         last = history.get(step.id)
-        newest_file = max(((workspace / f).stat().st_mtime for f in present), default=0.0)
         if last is not None and "grading_since" in last:
             state, detail = "not graded", "its last grading did not finish (interrupted?): run the check again"
         elif last is None or "time" not in last:
@@ -177,7 +217,7 @@ def progress(workspace: Path) -> list[StepStatus]:
                 detail += f"; failing: {', '.join(failing[:3])}"
             if unchecked:
                 detail += f"; {len(unchecked)} check(s) not run yet"
-            if newest_file > last["time"]:
+            if _changed_since(workspace, files, last):
                 detail += "; files changed since the last check"
         if ignored and step is course.STEPS[0]:
             detail += f" ({ignored} history entries ignored: not written by this autograder)"

@@ -85,6 +85,23 @@ def test_progress_moves_from_not_started_to_done(tmp_path):
     assert done.state == "done" and done.detail == "13/13 points"
 
 
+def test_a_file_rewritten_as_it_was_is_not_a_change(tmp_path):
+    """Running a notebook's %%writefile cells again rewrites the same content: nothing changed."""
+    import os
+    import time
+
+    workspace = tmp_path / "workspace"
+    (workspace / "service").mkdir(parents=True)
+    model = workspace / "service" / "model.py"
+    model.write_text("same\n")
+    progress.record(workspace, _report("01"))
+    model.write_text("same\n")
+    later = time.time() + 5
+    os.utime(model, (later, later))
+    status = {s.step.id: s for s in progress.progress(workspace)}["01"]
+    assert "files changed" not in status.detail
+
+
 def test_progress_notices_files_changed_since_the_last_check(tmp_path):
     workspace = tmp_path / "workspace"
     (workspace / "service").mkdir(parents=True)
