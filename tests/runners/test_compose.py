@@ -18,6 +18,7 @@ import pytest
 
 from autograder.checks.result import Verdict
 from autograder.grading import grade_step
+from autograder.runners import docker as docker_runner
 
 pytestmark = [pytest.mark.container, pytest.mark.slow]
 COMPOSE, PROMETHEUS, ALERTS = "docker-compose.yml", "monitoring/prometheus.yml", "monitoring/alerts.yml"
@@ -38,11 +39,11 @@ def _ours(docker_engine, kind: str) -> list[str]:
     engine = docker_engine.client()
     label = {"label": f"{docker_engine.OWNER_LABEL}={os.getpid()}"}
     listing = {
-        "containers": lambda: engine.containers.list(all=True, filters=label),
+        "containers": lambda: [row["Id"] for row in engine.api.containers(all=True, filters=label)],
         "networks": lambda: engine.networks.list(filters=label),
         "volumes": lambda: engine.volumes.list(filters=label),
     }
-    return [getattr(item, "name", "") or item.id for item in listing[kind]()]
+    return [item if isinstance(item, str) else (getattr(item, "name", "") or item.id) for item in listing[kind]()]
 
 
 @pytest.fixture
@@ -220,7 +221,7 @@ def _wait_until_healthy_in(engine, label: dict, child: subprocess.Popen) -> None
     """Wait for the state the test needs: the service healthy inside the child's stack."""
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline and child.poll() is None:
-        states = [c.attrs["State"].get("Health", {}).get("Status") for c in engine.containers.list(filters=label)]
+        states = [c.health for c in docker_runner.labelled_states(*label["label"].split("=", 1))]
         if "healthy" in states:
             return
         time.sleep(0.5)
@@ -236,7 +237,7 @@ def test_ctrl_c_midway_takes_the_whole_stack_down(prometheus_image, reference_wo
         child.send_signal(signal.SIGINT)
         child.wait(timeout=120)
         # No sweep here: the interrupted grading removed its own stack on the way out.
-        assert engine.containers.list(all=True, filters=label) == []
+        assert engine.api.containers(all=True, filters=label) == []
         assert engine.networks.list(filters=label) == []
         assert engine.volumes.list(filters=label) == []
     finally:
@@ -257,9 +258,9 @@ def test_a_grading_killed_midway_leaves_a_stack_the_next_run_removes(
         _wait_until_healthy_in(engine, label, child)
         os.kill(child.pid, signal.SIGKILL)
         child.wait()
-        assert engine.containers.list(all=True, filters=label), "the killed run should have left its stack"
+        assert engine.api.containers(all=True, filters=label), "the killed run should have left its stack"
         docker_engine.remove_leftover_containers()
-        assert engine.containers.list(all=True, filters=label) == []
+        assert engine.api.containers(all=True, filters=label) == []
         assert engine.networks.list(filters=label) == []
         assert engine.volumes.list(filters=label) == []
     finally:

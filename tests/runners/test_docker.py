@@ -250,12 +250,15 @@ def _grading_with_a_running_container(workspace, docker_engine, **popen) -> subp
     owned = {"label": [f"{docker_engine.OWNER_LABEL}={process.pid}", docker_engine.RUN_LABEL]}
     deadline = time.monotonic() + 300
     try:
-        while not engine.containers.list(all=True, filters=owned):
+        # The low-level listing: the high-level one inspects each container, and the engine may
+        # answer 404 for one it has just listed (being created, or removed meanwhile).
+        while not engine.api.containers(all=True, filters=owned):
             assert process.poll() is None, "the run ended before its container started"
             assert time.monotonic() < deadline, "no container appeared"
             time.sleep(0.2)
     except BaseException:
         process.kill()
+        process.wait()  # reaped: a zombie would still count as a live owner for the sweep
         raise
     return process
 
