@@ -15,7 +15,7 @@ import time
 
 import yaml
 
-from autograder.checks import dockerfile, promql
+from autograder.checks import compose_model, dockerfile, promql
 from autograder.checks.context import Context
 from autograder.checks.registry import StepChecks
 from autograder.checks.result import Outcome
@@ -82,19 +82,7 @@ def _services(ctx: Context) -> dict:
 
 def _roles(ctx: Context) -> tuple[str | None, str | None, str | None]:
     """(service built from the workspace, Prometheus, Grafana) of the normalised model."""
-    services = _services(ctx)
-    built = [name for name, spec in services.items() if spec.get("build")]
-    by_image = {name: _image_name(spec.get("image")) for name, spec in services.items()}
-    prometheus = [name for name, image in by_image.items() if image == "prom/prometheus"]
-    grafana = [name for name, image in by_image.items() if image == "grafana/grafana"]
-    return (built[0] if len(built) == 1 else None, next(iter(prometheus), None), next(iter(grafana), None))
-
-
-def _image_name(image: object) -> str:
-    name = str(image or "").split("@", 1)[0]
-    if ":" in name.rsplit("/", 1)[-1]:
-        name = name.rsplit(":", 1)[0]
-    return name.removeprefix("docker.io/").removeprefix("library/")
+    return compose_model.roles(ctx.compose.model)
 
 
 def _flag(command: object, name: str) -> str | None:
@@ -464,7 +452,7 @@ def grafana_provisioning(ctx: Context) -> Outcome:
         _, prometheus, grafana = _roles(ctx)
         services = _services(ctx)
         if prometheus:
-            prometheus_host = f"{prometheus}:{_container_port(services[prometheus], 9090)}"
+            prometheus_host = f"{prometheus}:{compose_model.service_port(services[prometheus], 9090)}"
         if grafana:
             for volume in services[grafana].get("volumes") or []:
                 if volume.get("type") == "bind" and ctx.compose.relative(str(volume.get("source"))) == DASHBOARDS:
@@ -498,13 +486,6 @@ def grafana_provisioning(ctx: Context) -> Outcome:
     if problems:
         return Outcome.partial(max(0.0, 1 - len(problems) / 4), "; ".join(problems))
     return Outcome.ok(f"datasource at {prometheus_host}, {len(expressions)} queries in {len(documents)} dashboard(s)")
-
-
-def _container_port(spec: dict, default: int) -> int:
-    for port in spec.get("ports") or []:
-        if str(port.get("target", "")).isdigit():
-            return int(port["target"])
-    return default
 
 
 @STEP.check(

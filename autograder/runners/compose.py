@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from autograder import interrupts
+from autograder.checks import compose_model
 from autograder.errors import AutograderError, ContainerError
 from autograder.runners import docker as docker_runner
 from autograder.runners.processes import run_in_own_group, tail
@@ -162,35 +163,6 @@ class Plan:
     notes: list[str] = field(default_factory=list)
 
 
-def find_roles(model: dict) -> tuple[str | None, str | None, str | None]:
-    """(the service built from the workspace, Prometheus, Grafana), by what each runs; None when absent."""
-    services = model.get("services") or {}
-    built = [name for name, spec in services.items() if isinstance(spec, dict) and spec.get("build")]
-    prometheus = [name for name, spec in services.items() if _image_name(spec) == "prom/prometheus"]
-    grafana = [name for name, spec in services.items() if _image_name(spec) == "grafana/grafana"]
-    return (built[0] if len(built) == 1 else None, next(iter(prometheus), None), next(iter(grafana), None))
-
-
-def _image_name(spec: object) -> str:
-    image = str(spec.get("image") or "") if isinstance(spec, dict) else ""
-    name = image.split("@", 1)[0]
-    if ":" in name.rsplit("/", 1)[-1]:
-        name = name.rsplit(":", 1)[0]
-    return name.removeprefix("docker.io/").removeprefix("library/")
-
-
-def service_port(spec: dict, default: int) -> int:
-    """The container port a service listens on, as its compose entry says (ports, then expose)."""
-    for port in spec.get("ports") or []:
-        if isinstance(port, dict) and str(port.get("target", "")).isdigit():
-            return int(port["target"])
-    for exposed in spec.get("expose") or []:
-        number = str(exposed).split("/", 1)[0]
-        if number.isdigit():
-            return int(number)
-    return default
-
-
 def plan(
     model: dict,
     *,
@@ -210,7 +182,7 @@ def plan(
     services = model.get("services")
     if not isinstance(services, dict) or not services:
         raise StackRefused("docker-compose.yml defines no services")
-    api, prometheus, grafana = find_roles(model)
+    api, prometheus, grafana = compose_model.roles(model)
     built = [name for name, spec in services.items() if isinstance(spec, dict) and spec.get("build")]
     if len(built) != 1:
         raise StackRefused(
@@ -276,7 +248,7 @@ def plan(
             ]
         graded.update(_confinement(spec, memory_bytes, cpus, pids, labels))
         graded_services[name] = {key: value for key, value in graded.items() if value not in (None, [], {})}
-    api_port = service_port(services[api], DEFAULT_SERVICE_PORT)
+    api_port = compose_model.service_port(services[api], DEFAULT_SERVICE_PORT)
     prometheus_port = PROMETHEUS_PORT  # no flag may move it (_prometheus)
     for target, port in ((api, api_port), (prometheus, prometheus_port)):
         graded_services[RELAY_PREFIX + target] = _relay(target, port, labels)
