@@ -53,6 +53,7 @@ STEPS: tuple[Step, ...] = (
     Step("04", "Testing the service", "04-testing-the-service.ipynb"),
     Step("05", "Container image", "05-container-image.ipynb"),
     Step("06", "Compose and monitoring", "06-compose-and-monitoring.ipynb"),
+    Step("07", "Kubernetes", "07-kubernetes.ipynb"),
 )
 
 

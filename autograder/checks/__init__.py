@@ -10,6 +10,7 @@ from autograder.checks import (
     step04_testing,
     step05_image,
     step06_monitoring,
+    step07_kubernetes,
 )
 from autograder.checks.registry import StepChecks
 
@@ -23,6 +24,7 @@ STEP_CHECKS: dict[str, StepChecks] = {
         step04_testing,
         step05_image,
         step06_monitoring,
+        step07_kubernetes,
     )
 }
 

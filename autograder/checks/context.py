@@ -233,6 +233,29 @@ class Stack(Protocol):
     def stop(self, service: str, grace: int = ...) -> float: ...
 
 
+class Manifests(Protocol):
+    """The Kubernetes objects ``kubectl kustomize k8s`` rendered in the sandbox (checks.kubernetes.Manifests)."""
+
+    objects: tuple[dict, ...]
+
+    def of_kind(self, *kinds: str) -> list[dict]: ...
+
+    def one(self, kind: str) -> dict | None: ...
+
+    def named(self, kind: str, name: object) -> dict | None: ...
+
+    def workload(self) -> dict | None: ...
+
+
+class Pod(Service, Protocol):
+    """The service's image run as the manifests configure its container (their environment)."""
+
+    environment: dict[str, str]  # what the grader passed from the manifests
+
+    def memory_bytes(self) -> int:
+        """The container's memory in use now (the engine's figure, page cache left out)."""
+
+
 class Unavailable(Exception):
     """A resource a check needs could not be had: the check's outcome is this one (skipped
     without a Docker engine, failed when the image did not build...)."""
@@ -252,6 +275,8 @@ ALREADY_TOLD = {
     "service": "no running container to ask (see container-ready)",
     "compose": "docker-compose.yml could not be read (see compose-valid)",
     "stack": "the stack did not start (see stack-healthy)",
+    "manifests": "kubectl kustomize k8s did not render (see kustomize-renders)",
+    "pod": "the pod's container did not start (see memory-fits-limits)",
 }
 
 
@@ -275,6 +300,7 @@ class Context:
     notes: tuple[str, ...] = ()
     _resources: dict[str, object] = field(default_factory=dict, repr=False)
     _told: set[str] = field(default_factory=set, repr=False)
+    _memo: dict[str, object] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.files = self.files or self.workspace
@@ -312,6 +338,13 @@ class Context:
             raise found
         return found
 
+    def once(self, key: str, make: Callable[[], object]) -> object:
+        """What ``make()`` returns, computed once per grading run: facts several checks share
+        (what gunicorn's configuration resolves to, what the configuration makes of an env)."""
+        if key not in self._memo:
+            self._memo[key] = make()
+        return self._memo[key]
+
     @property
     def run_suite(self) -> SuiteRunner:
         return self.resource("suite")
@@ -339,6 +372,14 @@ class Context:
     @property
     def stack(self) -> Stack:
         return self.resource("stack")
+
+    @property
+    def manifests(self) -> Manifests:
+        return self.resource("manifests")
+
+    @property
+    def pod(self) -> Pod:
+        return self.resource("pod")
 
     def probe(
         self,

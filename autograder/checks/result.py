@@ -63,7 +63,7 @@ class CheckResult:
 
 
 # What a check may declare it needs; grading makes each once per run, on first use.
-RESOURCES = ("probe", "suite", "lint", "image", "service", "compose", "promtool", "stack")
+RESOURCES = ("probe", "suite", "lint", "image", "service", "compose", "promtool", "stack", "manifests", "pod")
 
 
 @dataclass(frozen=True)

@@ -77,3 +77,53 @@ def frozen_settings() -> dict:
     except Exception as error:
         return {"frozen": False, "error": f"{type(error).__name__}: {error}"}
     return {"frozen": False}
+
+
+class _Recording(dict):
+    """An environment that notes every variable the configuration asks for."""
+
+    def __init__(self, values: dict):
+        super().__init__(values)
+        self.asked: list[str] = []
+        self.listed = False  # it went through every variable: which it wanted cannot be told
+
+    def _listing(self):
+        self.listed = True
+
+    def __iter__(self):
+        self._listing()
+        return super().__iter__()
+
+    def keys(self):
+        self._listing()
+        return super().keys()
+
+    def items(self):
+        self._listing()
+        return super().items()
+
+    def _note(self, key) -> None:
+        if isinstance(key, str) and key not in self.asked:
+            self.asked.append(key)
+
+    def get(self, key, default=None):
+        self._note(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key):
+        self._note(key)
+        return super().__getitem__(key)
+
+    def __contains__(self, key):
+        self._note(key)
+        return super().__contains__(key)
+
+
+def settings_of(environ: dict) -> dict:
+    """``Settings.from_env`` of a deployment's environment (a ConfigMap's data, compose's env
+    file): what it made of it, or what it rejected, and which variables it asked for."""
+    recording = _Recording(environ)
+    answer = _attempt(recording)
+    answer["asked"] = list(recording.asked)
+    answer["listed"] = recording.listed
+    return answer

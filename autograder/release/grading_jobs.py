@@ -313,12 +313,12 @@ def github_workflow(
         },
         {"name": "Course environment", "run": "make venv"},
     ]
-    if not steps or {"05", "06"} & set(steps):
-        # Steps 05 and 06 build and run the learner's image (06: its compose stack, with the
-        # course's Prometheus image) on the runner's Docker engine.
+    if not steps or {"05", "06", "07"} & set(steps):
+        # Steps 05 to 07 build and run the learner's image (06: its compose stack, with the
+        # course's Prometheus image; 07: with the manifests' settings) on the runner's Docker engine.
         grade_steps.append(
             {
-                "name": "Base image, wheelhouse and Prometheus image (steps 05 and 06)",
+                "name": "Base image, wheelhouse and Prometheus image (steps 05 to 07)",
                 "run": 'sudo env "PATH=$PWD/.venv/bin:$PATH" .venv/bin/python -m autograder offline setup',
             }
         )

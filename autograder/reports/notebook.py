@@ -29,6 +29,14 @@ class CheckpointReport:
         rows = []
         for result in self.report.results:
             detail = html.escape(result.message)
+            if result.figures:  # measured figures, or a report's rows (step 07's consistency table)
+                detail += (
+                    "<br><small>"
+                    + "<br>".join(
+                        f"{html.escape(name.replace('_', ' '))}: {html.escape(value)}" for name, value in result.figures
+                    )
+                    + "</small>"
+                )
             if result.hint:
                 detail += f"<br><b>Hint:</b> {html.escape(result.hint)}"
             rows.append(

@@ -368,6 +368,7 @@ class RunningService:
     relay_id: str = ""
     figures: dict[str, str] = field(default_factory=dict)
     weights_seed: int | None = None  # the seed of the grader's weights file it loads, when one was given
+    environment: dict[str, str] = field(default_factory=dict)  # what the grader set, beyond the image's own
     _container: object = None
     _stopped: StopResult | None = None
 
@@ -401,6 +402,15 @@ class RunningService:
 
     def running(self) -> bool:
         return self.state().get("Status") == "running"
+
+    def memory_bytes(self) -> int:
+        """Memory the container uses now, as the engine counts it for its limit, less the page
+        cache the kernel can drop (what `docker stats` shows)."""
+        wrapped = self._container.get_wrapped_container()
+        stats = wrapped.client.api.stats(wrapped.id, stream=False, one_shot=True).get("memory_stats") or {}
+        detail = stats.get("stats") or {}
+        cache = detail.get("inactive_file", detail.get("total_inactive_file", 0))
+        return max(int(stats.get("usage") or 0) - int(cache or 0), 0)
 
     def configured_user(self) -> str:
         """USER as the image's configuration says it ('' means root)."""

@@ -1,0 +1,286 @@
+"""Step 07's checks: the kustomization rendered in the sandbox, validated against the pinned
+Kubernetes schemas, and read against the service. Each passes on the reference and fails,
+saying why, on a workspace with one mistake, and only that check fails. The live memory check
+runs the image with the manifests' environment (container tests, at the end)."""
+
+from __future__ import annotations
+
+import pytest
+
+from autograder.checks import kubernetes, step07_kubernetes
+from autograder.checks.result import Verdict
+from autograder.grading import grade_step
+
+STEP_ID = "07"
+LIVE = "memory-fits-limits"
+STATIC = sorted(c.id.split(".", 1)[1] for c in step07_kubernetes.STEP.checks if c.id.split(".", 1)[1] != LIVE)
+DEPLOYMENT, SERVICE, KUSTOMIZATION = "k8s/deployment.yaml", "k8s/service.yaml", "k8s/kustomization.yaml"
+HPA, PDB, INGRESS, POLICY = "k8s/hpa.yaml", "k8s/pdb.yaml", "k8s/ingress.yaml", "k8s/networkpolicy.yaml"
+MONITOR, K8S_ENV, COMPOSE = "k8s/servicemonitor.yaml", "k8s/service.env", "docker-compose.yml"
+
+pytestmark = pytest.mark.slow  # each grading runs kustomize, Compose and the configuration in sandboxes
+
+
+def static_results(workspace) -> dict:
+    return {r.id.split(".", 1)[1]: r for r in grade_step(STEP_ID, workspace, only=STATIC).results}
+
+
+@pytest.fixture(scope="module")
+def reference_results(reference_workspace):
+    return static_results(reference_workspace)
+
+
+def test_every_static_check_passes_on_the_reference(reference_results):
+    assert set(reference_results) == set(STATIC)
+    failed = {name: r.message for name, r in reference_results.items() if r.verdict is not Verdict.PASSED}
+    assert failed == {}
+
+
+def test_the_consistency_table_names_every_source(reference_results):
+    figures = dict(reference_results["consistency"].figures)
+    assert figures["port"] == (
+        "service (PORT) 5000 · Dockerfile EXPOSE 5000 · gunicorn bind 5000 · compose 5000 · k8s containerPort 5000"
+    )
+    assert figures["liveness_path"] == "Dockerfile HEALTHCHECK /health · k8s livenessProbe /health"
+    assert figures["image"] == "compose resnet-service:0.6.0 · k8s resnet-service:0.6.0"
+    assert "gunicorn graceful_timeout 8 s" in figures["graceful_shutdown"]
+    assert set(figures) >= {"readiness_path", "upload_limit", "memory_limit", "CPU_limit", "environment"}
+
+
+def test_the_blank_release_fails_every_static_check(blank_workspace):
+    results = static_results(blank_workspace)
+    assert {name: r.verdict for name, r in results.items()} == {name: Verdict.FAILED for name in STATIC}
+    assert "renders no object" in results["kustomize-renders"].message
+
+
+def test_skeleton_objects_earn_nothing_for_rendering(make_workspace):
+    workspace = make_workspace((HPA, "spec:\n", "spec: {}\nunused:\n"), name="skeleton")
+    results = static_results(workspace)
+    assert results["kustomize-renders"].verdict is Verdict.FAILED
+    assert "HorizontalPodAutoscaler/resnet-service is empty" in results["kustomize-renders"].message
+
+
+def test_an_empty_workspace_fails_every_check_and_says_what_to_write(tmp_path):
+    results = static_results(tmp_path)
+    assert all(r.verdict is Verdict.FAILED for r in results.values()), {n: r.message for n, r in results.items()}
+    assert "k8s/kustomization.yaml does not exist" in results["kustomize-renders"].message
+    assert all(r.hint for r in results.values())
+
+
+def test_a_kustomization_that_does_not_render_says_what_kustomize_said(make_workspace):
+    workspace = make_workspace((KUSTOMIZATION, "  - pdb.yaml\n", "  - pdb.yaml\n  - missing.yaml\n"), name="broken")
+    results = static_results(workspace)
+    assert all(r.verdict is Verdict.FAILED for r in results.values())
+    assert "kubectl kustomize k8s fails" in results["kustomize-renders"].message
+    assert "missing.yaml" in results["kustomize-renders"].message
+    assert "see kustomize-renders" in results["probes"].message
+
+
+LIMITS = """            limits:
+              cpu: "2"
+              memory: 3Gi          # the measured peak plus headroom, as in compose: over it, OOM-killed
+"""
+TMP_MOUNT = """          volumeMounts:
+            - name: tmp
+              mountPath: /tmp      # the only writable place: PROMETHEUS_MULTIPROC_DIR lives here
+"""
+PRE_STOP = """          lifecycle:
+            preStop:               # let the endpoints drop this pod before gunicorn stops accepting
+              sleep:
+                seconds: 5
+"""
+POLICY_FROM = """    - from:
+        - namespaceSelector:
+            matchLabels:
+              kubernetes.io/metadata.name: ingress-nginx
+        - namespaceSelector:
+            matchLabels:
+              kubernetes.io/metadata.name: monitoring
+          podSelector:
+            matchLabels:
+              app.kubernetes.io/name: prometheus
+      ports:
+"""
+
+# name: (edits, the checks that must fail (all others pass), words a failing message holds)
+VARIANTS = {
+    "misspelt-field": (
+        [(DEPLOYMENT, "  revisionHistoryLimit: 5\n", "  revisionHistorylimit: 5\n")],
+        {"schemas-valid"},
+        "revisionHistorylimit",
+    ),
+    "probe-on-a-wrong-path": (
+        [(DEPLOYMENT, "              path: /ready\n", "              path: /healthz\n")],
+        {"probes"},
+        "readinessProbe asks /healthz",
+    ),
+    "liveness-on-ready": (
+        [
+            (
+                DEPLOYMENT,
+                "          livenessProbe:           # restart a process that stopped answering at all\n            httpGet:\n              path: /health\n",
+                "          livenessProbe:           # restart a process that stopped answering at all\n            httpGet:\n              path: /ready\n",
+            )
+        ],  # fmt: skip
+        {"probes"},
+        "livenessProbe asks /ready",
+    ),
+    "target-port-mismatch": (
+        [(SERVICE, "      targetPort: http ", "      targetPort: 8080 ")],
+        {"service-routing"},
+        "to 8080, not a container port",
+    ),
+    "selector-misses-the-pods": (
+        [
+            (
+                SERVICE,
+                "  selector:\n    app.kubernetes.io/name: resnet-service\n    app.kubernetes.io/component: api\n",
+                "  selector:\n    app.kubernetes.io/name: resnet-service\n    app.kubernetes.io/component: web\n",
+            )
+        ],  # fmt: skip
+        {"service-routing"},
+        "no Service selects the pods",
+    ),
+    "no-limits": (
+        [(DEPLOYMENT, LIMITS, "")],
+        {"resources"},
+        "no cpu limit",
+    ),
+    "root-user": (
+        [
+            (
+                DEPLOYMENT,
+                "        runAsUser: 10001           # the image's own user (step 05)\n",
+                "        runAsUser: 0\n",
+            )
+        ],
+        {"pod-security-restricted"},
+        "runs as UID 0",
+    ),
+    "no-tmp-volume": (
+        [(DEPLOYMENT, TMP_MOUNT, "")],
+        {"pod-security-restricted"},
+        "no emptyDir is mounted at /tmp",
+    ),
+    "latest-tag": (
+        [
+            (KUSTOMIZATION, 'newTag: "0.6.0"', "newTag: latest"),
+            (COMPOSE, "resnet-service:0.6.0", "resnet-service:latest"),
+        ],
+        {"image-pinned"},
+        "latest",
+    ),
+    "config-key-the-service-never-reads": (
+        [
+            (K8S_ENV, "LOG_LEVEL=INFO\n", "LOG_LEVEL=INFO\nLOG_FORMAT=json\n"),
+            ("service.env", "LOG_LEVEL=INFO\n", "LOG_LEVEL=INFO\nLOG_FORMAT=json\n"),
+        ],  # fmt: skip
+        {"config-settings"},
+        "nothing in the service reads LOG_FORMAT",
+    ),
+    "config-value-out-of-range": (
+        [(K8S_ENV, "TOP_K_MAX=20\n", "TOP_K_MAX=0\n"), ("service.env", "TOP_K_MAX=20\n", "TOP_K_MAX=0\n")],
+        {"config-settings"},
+        "rejects the ConfigMap's settings",
+    ),
+    "hpa-below-three": (
+        [(HPA, "  minReplicas: 3\n", "  minReplicas: 1\n")],
+        {"autoscaling"},
+        "minReplicas is 1",
+    ),
+    "hpa-scales-something-else": (
+        [(HPA, "    kind: Deployment\n    name: resnet-service\n", "    kind: Deployment\n    name: resnet\n")],
+        {"autoscaling"},
+        "not Deployment/resnet-service",
+    ),
+    "no-pre-stop": (
+        [(DEPLOYMENT, PRE_STOP, "")],
+        {"rollout-safe"},
+        "no preStop pause",
+    ),
+    "max-unavailable": (
+        [(DEPLOYMENT, "      maxUnavailable: 0 ", "      maxUnavailable: 1 ")],
+        {"rollout-safe"},
+        "maxUnavailable is 1",
+    ),
+    "body-size-below-the-upload-limit": (
+        [(INGRESS, "proxy-body-size: 11m", "proxy-body-size: 1m")],
+        {"ingress"},
+        "get the controller's 413",
+    ),
+    "pdb-blocks-drains": (
+        [(PDB, "  maxUnavailable: 1 ", "  minAvailable: 3 ")],
+        {"disruption-and-network"},
+        "no node can ever be drained",
+    ),
+    "network-policy-admits-everyone": (
+        [(POLICY, POLICY_FROM, "    - ports:\n")],
+        {"disruption-and-network"},
+        "admits every source",
+    ),
+    "servicemonitor-on-a-wrong-port": (
+        [(MONITOR, "    - port: http\n", "    - port: metrics\n")],
+        {"metrics-scraped"},
+        "no ServiceMonitor",
+    ),
+    "memory-limit-disagrees-with-compose": (
+        [(DEPLOYMENT, "              memory: 3Gi ", "              memory: 2Gi ")],
+        {"consistency"},
+        "memory limit disagrees: compose 3072 MiB · k8s 2048 MiB",
+    ),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_a_mistake_fails_exactly_its_check(variant, make_workspace):
+    edits, expected, words = VARIANTS[variant]
+    results = static_results(make_workspace(*edits, name=variant))
+    failed = {name for name, r in results.items() if r.verdict is not Verdict.PASSED}
+    assert failed == expected, {name: results[name].message for name in failed | expected}
+    assert any(words in results[name].message for name in expected), {n: results[n].message for n in expected}
+    assert all(results[name].hint for name in expected)
+
+
+def test_a_disagreement_graded_elsewhere_is_named_in_the_report_but_not_taken_twice(make_workspace):
+    workspace = make_workspace((DEPLOYMENT, "containerPort: 5000", "containerPort: 8000"), name="port")
+    results = static_results(workspace)
+    assert results["consistency"].verdict is Verdict.PASSED
+    assert "port disagrees" in results["consistency"].message
+    assert "graded by service-routing" in results["consistency"].message
+    assert results["service-routing"].verdict is Verdict.FAILED
+
+
+def test_quantities_and_selectors():
+    assert kubernetes.quantity("1536Mi") == 1536 * 2**20
+    assert kubernetes.quantity("500m") == kubernetes.quantity("0.5")
+    assert kubernetes.quantity("1e3") == 1000
+    assert kubernetes.quantity("lots") is None and kubernetes.quantity(True) is None
+    labels = {"app": "a", "tier": "api"}
+    assert kubernetes.selects({"matchLabels": {"app": "a"}}, labels)
+    assert not kubernetes.selects({"matchExpressions": [{"key": "tier", "operator": "In", "values": ["web"]}]}, labels)
+    assert not kubernetes.selects({}, labels)  # an empty selector selects nothing here, never everything
+    assert kubernetes.image_reference("registry:5000/team/app:1.2@sha256:ab") == (
+        "registry:5000/team/app",
+        "1.2",
+        "sha256:ab",
+    )
+    assert kubernetes.image_reference("registry:5000/app") == ("registry:5000/app", "", "")
+
+
+# ---------------------------------------------------------------------------------------------
+# Live: the image with the manifests' settings
+
+
+@pytest.mark.container
+def test_the_memory_the_pod_uses_fits_the_reference_and_not_a_tiny_request(docker_engine, make_workspace):
+    reference = make_workspace(name="memory-reference")
+    small = make_workspace(
+        (DEPLOYMENT, "              memory: 1536Mi ", "              memory: 256Mi "), name="memory-small"
+    )
+    passed = grade_step(STEP_ID, reference, only=[LIVE]).results[0]
+    assert passed.verdict is Verdict.PASSED, passed.message
+    figures = dict(passed.figures)
+    assert figures["workers"] == "2" and figures["measured_peak"].endswith("MiB")
+    failed = grade_step(STEP_ID, small, only=[LIVE]).results[0]
+    assert failed.verdict is Verdict.FAILED
+    assert "request (256 MiB) is below" in failed.message
