@@ -145,6 +145,13 @@ def record(workspace: Path, report: StepReport) -> None:
         pass
 
 
+def recorded_checks(workspace: Path) -> dict[str, dict[str, dict]]:
+    """The latest verdict of each check graded on ``workspace`` (by this user's autograder, signed):
+    {step id: {check id: {"passed", "points"}}}."""
+    history, _ = _read_history(_history_file(workspace))
+    return {step_id: dict(entry.get("checks") or {}) for step_id, entry in history.items()}
+
+
 DIGESTED_FILE_LIMIT = 1024**2  # larger files (weights) are compared by size and time instead
 DIGESTED_BYTES_MAX = 32 * 1024**2  # all the files read for one record, at the most
 DIGESTED_FILES_MAX = 400

@@ -42,21 +42,10 @@ def suite_workspace(tmp_path, reference_workspace):
     return make
 
 
-@pytest.mark.parametrize("check_id", CHECK_IDS)
-def test_the_reference_suite_earns_every_point(reference_results, check_id):
-    assert reference_results[check_id].verdict is Verdict.PASSED, reference_results[check_id].message
-
-
-def test_the_reference_suite_catches_every_faulty_variant(reference_results):
-    result = reference_results["04.catches-faulty-variants"]
-    assert result.points == result.max_points == 8
-    assert dict(result.figures)["caught"] == "10/10"
-
-
-@pytest.mark.parametrize("check_id", CHECK_IDS)
-def test_the_untouched_student_suite_earns_nothing(blank_results, check_id):
-    assert blank_results[check_id].verdict is Verdict.FAILED and blank_results[check_id].points == 0
-    assert blank_results[check_id].hint
+# The reference suite earning every point (all ten faulty variants caught) is proven by the
+# solution notebook's checkpoint (tests/course/test_solutions_execute.py), and the untouched
+# suite earning nothing by the release's Run All (tests/course/test_exercises_nbval.py): each
+# campaign takes over a minute.
 
 
 def test_an_empty_suite_scores_zero(suite_workspace):

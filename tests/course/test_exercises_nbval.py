@@ -32,10 +32,11 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder import course, images
+from autograder import checks, course, images, progress
 from autograder.submissions import reference_submission
 
 NOTEBOOKS = [step.notebook for step in course.STEPS if step.notebook]
+BLANK_FAILS_EVERYWHERE = ("01", "03", "04", "07")
 RAISES = "raises-exception"  # nbval's tag (nbclient honours it too) for a cell allowed to raise
 SKIP = "nbval-skip"
 CELL_TIMEOUT = 300  # seconds; the slowest cell of the untouched run takes about 25 s here
@@ -125,6 +126,14 @@ def test_the_untouched_release_runs_all(tmp_path):
     assert _all_ran(run, sum(len(_code_cells(_released(name))) for name in NOTEBOOKS)), _shown(run)
     # Step 05's checkpoints stopped at the gate: no image of this workspace, so no container either.
     assert images.last_image(tmp_path / course.WORKSPACE_NAME) == ""
+    # The checkpoints graded the blank workspace: every check of the steps whose learner code
+    # runs in probes failed with no points. (Their check tests grade faulty variants only.)
+    recorded = progress.recorded_checks(tmp_path / course.WORKSPACE_NAME)
+    for step_id in BLANK_FAILS_EVERYWHERE:
+        for check in checks.for_step(step_id).checks:
+            seen = recorded.get(step_id, {}).get(check.id)
+            assert seen is not None, f"{check.id} is in no checkpoint"
+            assert not seen["passed"] and seen["points"] == 0, f"{check.id} earned points on the blank release"
 
 
 @pytest.mark.slow

@@ -7,7 +7,7 @@ import shutil
 import nbformat
 import pytest
 
-from autograder import course
+from autograder import checks, course, progress
 from autograder.errors import NotebookError
 from autograder.reference import run_solutions
 from autograder.runners.notebooks import execute_notebook
@@ -38,6 +38,21 @@ def test_run_solutions_reproduces_the_committed_workspace(solutions_run):
         for cell in checkpoints:
             scores = [o["data"]["text/plain"] for o in cell.outputs if o.output_type == "execute_result"]
             assert scores == [f"{cell.metadata.nbgrader.points:g}"], f"{cell.id} does not give the solution full points"
+
+
+def test_every_check_of_every_step_passed_in_the_notebooks_checkpoints(solutions_run):
+    """The checkpoints of the solution notebooks graded the reference workspace as they wrote it:
+    every check of every step ran in some checkpoint and earned all its points. (The per-step
+    check tests grade only faulty and blank workspaces; this is their "passes on the reference".)"""
+    recorded = progress.recorded_checks(solutions_run.workspace)
+    for step in course.STEPS:
+        if not step.notebook:
+            continue
+        seen = recorded.get(step.id, {})
+        for check in checks.for_step(step.id).checks:
+            assert check.id in seen, f"{check.id} is in no checkpoint of {step.notebook}"
+            assert seen[check.id]["passed"], f"{check.id} failed on the reference"
+            assert seen[check.id]["points"] == check.max_points, check.id
 
 
 def test_reference_files_carry_no_nbgrader_markers():
