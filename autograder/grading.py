@@ -27,9 +27,9 @@ from autograder.checks import dockerfile, kubernetes, reference_model
 from autograder.checks.context import Context, Unavailable
 from autograder.checks.result import CheckResult, Outcome, Verdict
 from autograder.errors import AutograderError, ContainerError, WorkspaceError
+from autograder.runners import checkov, hadolint, pytest_suite, sandbox
 from autograder.runners import compose as compose_runner
 from autograder.runners import docker as docker_runner
-from autograder.runners import hadolint, pytest_suite, sandbox
 from autograder.runners.probes import ProbeRunner
 from autograder.settings import Settings, current
 
@@ -291,6 +291,17 @@ class Grading:
         if not objects:
             raise Unavailable(Outcome.fail(f"kubectl kustomize {K8S_FOLDER} renders no object"))
         return kubernetes.Manifests(objects)
+
+    def _make_policies(self) -> list[checkov.PolicyFinding]:
+        """checkov's Kubernetes policies on the rendered objects (data the grader wrote: outside
+        the sandbox, as hadolint; nothing of the learner's configures or silences it)."""
+        manifests = self.provide("manifests")
+        try:
+            return checkov.scan_kubernetes(list(manifests.objects))
+        except AutograderError as error:
+            if "not installed" in error.message:
+                raise Unavailable(Outcome.skip(f"skipped: {error.message} ({error.hint})")) from error
+            raise Unavailable(Outcome.fail(f"{error.message} ({error.hint})")) from error
 
     def _make_pod(self) -> docker_runner.RunningService:
         """The image run as the manifests configure its container: their environment, their port."""

@@ -233,6 +233,14 @@ class Stack(Protocol):
     def stop(self, service: str, grace: int = ...) -> float: ...
 
 
+class PolicyFinding(Protocol):
+    """A policy checkov found broken (runners.checkov.PolicyFinding)."""
+
+    check_id: str  # CKV_K8S_20
+    title: str
+    resource: str  # Kind.namespace.name
+
+
 class Manifests(Protocol):
     """The Kubernetes objects ``kubectl kustomize k8s`` rendered in the sandbox (checks.kubernetes.Manifests)."""
 
@@ -277,6 +285,7 @@ ALREADY_TOLD = {
     "stack": "the stack did not start (see stack-healthy)",
     "manifests": "kubectl kustomize k8s did not render (see kustomize-renders)",
     "pod": "the pod's container did not start (see memory-fits-limits)",
+    "policies": "checkov did not run (see policy-scan)",
 }
 
 
@@ -380,6 +389,10 @@ class Context:
     @property
     def pod(self) -> Pod:
         return self.resource("pod")
+
+    @property
+    def policy_findings(self) -> list[PolicyFinding]:
+        return self.resource("policies")
 
     def probe(
         self,

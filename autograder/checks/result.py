@@ -63,7 +63,19 @@ class CheckResult:
 
 
 # What a check may declare it needs; grading makes each once per run, on first use.
-RESOURCES = ("probe", "suite", "lint", "image", "service", "compose", "promtool", "stack", "manifests", "pod")
+RESOURCES = (
+    "probe",
+    "suite",
+    "lint",
+    "image",
+    "service",
+    "compose",
+    "promtool",
+    "stack",
+    "manifests",
+    "pod",
+    "policies",
+)
 
 
 @dataclass(frozen=True)

@@ -607,6 +607,41 @@ def image_pinned(ctx: Context) -> Outcome:
     return Outcome.ok(", ".join(images))
 
 
+# checkov's Kubernetes policies the course accepts breaking, and why (each is a choice it teaches).
+ACCEPTED_POLICIES = {
+    "CKV_K8S_43": "the image is pinned by an immutable tag; a digest pins tighter (notebook 07, images:)",
+    "CKV_K8S_15": "IfNotPresent is right for a pinned, immutable tag; Always re-pulls on every start",
+}
+
+
+@STEP.check(
+    "policy-scan",
+    "checkov's Kubernetes policies pass on the rendered objects (but two the course accepts, by ID)",
+    points=2,
+    hint="Each finding names checkov's policy ID (CKV_K8S_...): look it up in checkov's policy index and fix "
+    "the field it names. Annotations that skip a policy (checkov.io/skip1) are removed before grading. "
+    f"Accepted: {', '.join(ACCEPTED_POLICIES)} (a pinned tag, and IfNotPresent).",
+    needs=("manifests", "policies"),
+)
+def policy_scan(ctx: Context) -> Outcome:
+    findings = ctx.policy_findings
+    broken = [f for f in findings if f.check_id not in ACCEPTED_POLICIES]
+    accepted = sorted({f.check_id for f in findings if f.check_id in ACCEPTED_POLICIES})
+    figures = {"accepted": ", ".join(accepted) or "none"}
+    if broken:
+        shown = "; ".join(f"{f.check_id} {f.title} ({f.resource})" for f in broken[:6])
+        more = f" and {len(broken) - 6} more" if len(broken) > 6 else ""
+        return Outcome(
+            False,
+            f"{len(broken)} polic{'y' if len(broken) == 1 else 'ies'} broken: {shown}{more}",
+            tuple(figures.items()),
+        )
+    return Outcome.ok(
+        "every Kubernetes policy of checkov passes" + (f" but the accepted {', '.join(accepted)}" if accepted else ""),
+        **figures,
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # The consistency report
 

@@ -25,6 +25,7 @@ COPIED = (
     "pyproject.toml",
     "requirements.in",
     "requirements.txt",
+    "requirements-checkov.txt",  # make venv installs checkov in an environment of its own
     "environment.yml",
     "LEARNING_GUIDE.md",
     ".gitignore",

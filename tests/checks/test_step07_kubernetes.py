@@ -12,8 +12,11 @@ from autograder.checks.result import Verdict
 from autograder.grading import grade_step
 
 STEP_ID = "07"
-LIVE = "memory-fits-limits"
-STATIC = sorted(c.id.split(".", 1)[1] for c in step07_kubernetes.STEP.checks if c.id.split(".", 1)[1] != LIVE)
+LIVE, SCAN = "memory-fits-limits", "policy-scan"
+# checkov takes seconds a grading: the policy scan has tests of its own, below.
+STATIC = sorted(
+    c.id.split(".", 1)[1] for c in step07_kubernetes.STEP.checks if c.id.split(".", 1)[1] not in (LIVE, SCAN)
+)
 DEPLOYMENT, SERVICE, KUSTOMIZATION = "k8s/deployment.yaml", "k8s/service.yaml", "k8s/kustomization.yaml"
 HPA, PDB, INGRESS, POLICY = "k8s/hpa.yaml", "k8s/pdb.yaml", "k8s/ingress.yaml", "k8s/networkpolicy.yaml"
 MONITOR, K8S_ENV, COMPOSE = "k8s/servicemonitor.yaml", "k8s/service.env", "docker-compose.yml"
@@ -265,6 +268,30 @@ def test_quantities_and_selectors():
         "sha256:ab",
     )
     assert kubernetes.image_reference("registry:5000/app") == ("registry:5000/app", "", "")
+
+
+# ---------------------------------------------------------------------------------------------
+# checkov's policies (in its own environment: make tools)
+
+TOKEN = "      automountServiceAccountToken: false   # the service never talks to the API server\n"
+SKIP = (
+    "    metadata:\n      labels:\n",
+    "    metadata:\n      annotations:\n        checkov.io/skip1: CKV_K8S_38=not needed\n      labels:\n",
+)
+
+
+def test_the_policy_scan_passes_the_reference_but_for_the_accepted_policies(reference_workspace):
+    result = grade_step(STEP_ID, reference_workspace, only=[SCAN]).results[0]
+    assert result.verdict is Verdict.PASSED, result.message
+    assert dict(result.figures)["accepted"] == "CKV_K8S_15, CKV_K8S_43"
+
+
+def test_a_broken_policy_is_named_by_its_id_and_a_skip_annotation_does_not_hide_it(make_workspace):
+    workspace = make_workspace((DEPLOYMENT, TOKEN, ""), (DEPLOYMENT, *SKIP), name="token")
+    result = grade_step(STEP_ID, workspace, only=[SCAN]).results[0]
+    assert result.verdict is Verdict.FAILED
+    assert "CKV_K8S_38" in result.message and "Deployment.resnet-service.resnet-service" in result.message
+    assert result.hint
 
 
 # ---------------------------------------------------------------------------------------------

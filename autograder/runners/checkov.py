@@ -1,0 +1,105 @@
+"""checkov, the policy scanner, from a virtual environment of its own (``make tools``).
+
+checkov pins packages the course pins differently (packaging, boto3), so it cannot live in the
+course environment: ``make tools`` installs it, from requirements-checkov.txt, under the course
+environment's ``tools/checkov``. It scans data the grader wrote (Kubernetes objects as kustomize
+rendered them), never the learner's folder: nothing of the learner's can configure it (a
+``.checkov.yaml``) or silence a policy (``checkov.io/skip`` annotations are removed first).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from autograder.errors import AutograderError
+from autograder.runners.processes import run_in_own_group, tail
+
+SKIP_ANNOTATION_PREFIX = "checkov.io/"  # checkov.io/skip1: CKV_K8S_20=... silences a policy
+
+
+@dataclass(frozen=True)
+class PolicyFinding:
+    """One policy checkov found broken: its id (CKV_K8S_20), its title, the object."""
+
+    check_id: str
+    title: str
+    resource: str
+
+
+def binary() -> str:
+    """checkov from the course environment's tools/ (make tools), else one on PATH."""
+    beside = Path(sys.prefix) / "tools" / "checkov" / "bin" / "checkov"
+    found = str(beside) if beside.is_file() else shutil.which("checkov")
+    if not found:
+        raise AutograderError(
+            "checkov is not installed",
+            hint="make tools (it installs checkov in a virtual environment of its own, under .venv/tools)",
+        )
+    return found
+
+
+def without_skips(obj: dict) -> dict:
+    """``obj`` without the annotations by which checkov would skip a policy."""
+    metadata = obj.get("metadata")
+    annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
+    if isinstance(annotations, dict):
+        kept = {k: v for k, v in annotations.items() if not str(k).startswith(SKIP_ANNOTATION_PREFIX)}
+        obj = {**obj, "metadata": {**metadata, "annotations": kept}}
+    return obj
+
+
+def scan_kubernetes(objects: list[dict], *, timeout: float = 180) -> list[PolicyFinding]:
+    """Every Kubernetes policy of checkov the objects break. AutograderError when checkov
+    cannot run or answers something that is not its JSON report."""
+    with tempfile.TemporaryDirectory(prefix="checkov-") as neutral:
+        folder = Path(neutral) / "manifests"
+        folder.mkdir()
+        (folder / "rendered.yaml").write_text(yaml.safe_dump_all([without_skips(o) for o in objects], sort_keys=False))
+        finished = run_in_own_group(
+            [
+                binary(),
+                "--directory",
+                str(folder),
+                "--framework",
+                "kubernetes",
+                "--quiet",
+                "--compact",
+                "--skip-download",
+                "--output",
+                "json",
+            ],  # fmt: skip
+            cwd=neutral,
+            env={
+                "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                "HOME": neutral,
+                "LANG": "C.UTF-8",
+                "LOG_LEVEL": "ERROR",
+            },  # fmt: skip
+            timeout=timeout,
+        )
+    if finished.timed_out:
+        raise AutograderError(f"checkov did not finish in {timeout:.0f} s", hint="is the machine overloaded?")
+    start = re.search(r"(?m)^[{\[]", finished.output)  # its JSON, after any log line
+    try:
+        report = json.loads(finished.output[start.start() :]) if start else None
+    except ValueError:
+        report = None
+    if isinstance(report, list):  # one report per framework: here, only kubernetes
+        report = next((r for r in report if isinstance(r, dict) and r.get("check_type") == "kubernetes"), None)
+    if isinstance(report, dict) and report.get("passed") == 0 and report.get("failed") == 0:
+        return []  # nothing to scan reports a bare summary
+    if not isinstance(report, dict) or not isinstance(report.get("results"), dict):
+        raise AutograderError(f"checkov gave no report: {tail(finished.output, 3)}", hint="run make tools again")
+    return [
+        PolicyFinding(str(f.get("check_id")), str(f.get("check_name")), str(f.get("resource")))
+        for f in report["results"].get("failed_checks") or []
+    ]
