@@ -270,23 +270,34 @@ class Grading:
         runner = self.provide("probe")
         # In the sandbox: kustomize reads what the kustomization names (only under k8s/, its load
         # restrictor's default) and would fetch remote bases, which the sandbox has no network for.
+        # Its whole output, from a file: what the sandbox passes on of stdout is only its ends.
         result = runner.command(
-            [kubectl_binary(), "kustomize", K8S_FOLDER], timeout=60, stdout_limit=RENDERED_LIMIT + 1
+            [kubectl_binary(), "kustomize", K8S_FOLDER], timeout=60, stdout_file_limit=RENDERED_LIMIT
         )
         if not result.ok:
-            raise Unavailable(Outcome.fail(f"kubectl kustomize did not finish: {result.describe_failure()}"))
+            why = (
+                "kubectl kustomize did not finish in 60 s: bases that include each other, or thousands of objects?"
+                if result.timed_out
+                else f"kubectl kustomize did not finish: {result.describe_failure()}"
+            )
+            raise Unavailable(Outcome.fail(why))
         if result.value["status"] != 0:
-            said = (result.value["stderr"] or result.value["stdout"]).strip().splitlines()[-3:]
+            said = (result.value["stderr"] or "").strip().splitlines()[-3:]
             raise Unavailable(
                 Outcome.fail(f"kubectl kustomize {K8S_FOLDER} fails: " + " ".join(said or ["no message"]))
             )
-        rendered = result.value["stdout"]
-        if len(rendered) > RENDERED_LIMIT:
-            raise Unavailable(Outcome.fail(f"kubectl kustomize printed over {RENDERED_LIMIT} characters"))
+        if not result.value["stdout_complete"]:
+            raise Unavailable(
+                Outcome.fail(
+                    f"kubectl kustomize {K8S_FOLDER} renders over {RENDERED_LIMIT // 1000} KB: the course's needs 7"
+                )
+            )
         try:
-            documents = [d for d in yaml.safe_load_all(rendered) if d is not None]
+            documents = [d for d in yaml.safe_load_all(result.value["stdout"]) if d is not None]
         except yaml.YAMLError as error:
             raise Unavailable(Outcome.fail(f"kustomize's output could not be read: {error}")) from None
+        except (RecursionError, MemoryError):
+            raise Unavailable(Outcome.fail("kustomize's output is nested too deeply to read")) from None
         objects = tuple(d for d in documents if isinstance(d, dict))
         if not objects:
             raise Unavailable(Outcome.fail(f"kubectl kustomize {K8S_FOLDER} renders no object"))

@@ -44,8 +44,13 @@ class Fact:
     # The check of the step that grades this fact already (its points are not taken twice).
     graded_by: str = ""
 
-    def line(self) -> str:
+    def statements(self) -> str:
         return " · ".join(f"{source} {value}" for source, value in self.values.items()) or "stated nowhere yet"
+
+    def line(self) -> str:
+        """The row as the report shows it: ✗ when the sources disagree, ✓ when several agree."""
+        mark = "✗ " if self.problems else "✓ " if len(self.values) > 1 else ""
+        return mark + self.statements()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -176,7 +181,7 @@ def _seconds(text: object) -> float | None:
 def _equal(fact: Fact) -> None:
     distinct = sorted(set(fact.values.values()))
     if len(distinct) > 1:
-        fact.problems.append(f"{fact.name} disagrees: " + fact.line())
+        fact.problems.append(f"{fact.name} disagrees: " + fact.statements())
 
 
 def _port(ctx: Context) -> Fact:
@@ -238,6 +243,8 @@ def _image(ctx: Context) -> Fact:
         image = kubernetes.main_container(manifests.workload()).get("image")
         if image:
             fact.values["k8s"] = _name_and_tag(image)
+    if any(value.endswith(":latest") for value in fact.values.values()):
+        fact.graded_by = "image-pinned"  # an unpinned image disagrees with everything: one mistake
     _equal(fact)
     return fact
 
@@ -249,22 +256,33 @@ def _name_and_tag(image: object) -> str:
 
 
 def _environment(ctx: Context) -> Fact:
+    """The service's settings as compose's environment and the manifests' each make them: compared
+    as the service's own configuration resolves them (a misspelt key leaves a default, which
+    config-settings names), and the variables its libraries read, compared as written."""
     fact = Fact("environment")
-    compose_env, manifest_env = compose_environment(ctx), manifest_environment(ctx)
-    for source, env in (("compose", compose_env), ("k8s", manifest_env)):
-        if env is not None:
-            fact.values[source] = f"{len(env)} variables"
-    if compose_env is not None and manifest_env is not None:
-        for name in sorted(set(compose_env) | set(manifest_env)):
-            if name in LIBRARY_VARIABLES or name.startswith("GRAFANA"):
-                if name in compose_env and name in manifest_env and compose_env[name] != manifest_env[name]:
-                    fact.problems.append(f"{name} is {compose_env[name]!r} in compose, {manifest_env[name]!r} in k8s")
-                continue
-            if name not in compose_env or name not in manifest_env:
-                where = "compose" if name in compose_env else "k8s"
-                fact.problems.append(f"{name} is set in {where} only")
-            elif compose_env[name] != manifest_env[name]:
-                fact.problems.append(f"{name} is {compose_env[name]!r} in compose, {manifest_env[name]!r} in k8s")
+    envs = {"compose": compose_environment(ctx), "k8s": manifest_environment(ctx)}
+    envs = {source: env for source, env in envs.items() if env is not None}
+    resolved: dict[str, dict] = {}
+    for source, env in envs.items():
+        answer = settings_of(ctx, env) if ctx.file("service/config.py").is_file() else None
+        if answer and answer.get("raised") is None and isinstance(answer.get("settings"), dict):
+            resolved[source] = dict(answer["settings"])
+        resolved.setdefault(source, {})
+        for name in LIBRARY_VARIABLES:
+            if name in env:
+                resolved[source][name] = env[name]
+        fact.values[source] = f"{len(resolved[source])} settings"
+    if len(resolved) == 2:
+        compose, manifests = resolved["compose"], resolved["k8s"]
+        differing = sorted(k for k in set(compose) | set(manifests) if compose.get(k) != manifests.get(k))
+        for name in differing:
+            fact.problems.append(
+                f"{name} is {compose.get(name, 'unset')!r} in compose, {manifests.get(name, 'unset')!r} in k8s"
+            )
+        fact.values = {
+            source: f"{len(values)} settings" + ("" if not differing else f" ({', '.join(differing)} differ)")
+            for source, values in resolved.items()
+        }
     return fact
 
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 # The Kubernetes version the course validates against (kubernetes-validate's bundled schemas).
 KUBERNETES_VERSION = "1.33.0"
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
+QUANTITY_MAX = Decimal(2**63 - 1)
+SELECTOR_OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
 
 _BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
 _DECIMAL = {"n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": Decimal(1), "k": Decimal(10**3),
@@ -31,10 +33,12 @@ def quantity(value: object) -> Decimal | None:
         return None
     try:
         number = Decimal(match.group(1))
-    except InvalidOperation:
+        suffix = match.group(2)
+        value = number * (_BINARY[suffix] if suffix in _BINARY else _DECIMAL[suffix])
+    except ArithmeticError:  # InvalidOperation, Overflow: "1e999999999"
         return None
-    suffix = match.group(2)
-    return number * (_BINARY[suffix] if suffix in _BINARY else _DECIMAL[suffix])
+    # Kubernetes stores quantities in 64 bits: anything larger is no quantity it accepts.
+    return value if abs(value) <= QUANTITY_MAX else None
 
 
 def mapping(value: object) -> dict:
@@ -115,34 +119,45 @@ def container_ports(container: dict) -> dict[str, int]:
 
 
 def resolve_port(container: dict, port: object) -> int | None:
-    """A probe's or Service's port (a number, or a name of the container's ports) as a number."""
+    """A probe's or Service's port (a number, or a name of the container's ports) as a number.
+    A string is a name: "5000" names no port (a port name has a letter), as the API server says."""
     if isinstance(port, int) and not isinstance(port, bool):
         return port
-    return container_ports(container).get(str(port)) if port is not None else None
+    if not isinstance(port, str) or not re.search(r"[a-z]", port):
+        return None
+    return container_ports(container).get(port)
 
 
-def selects(selector: object, labels: dict) -> bool:
-    """Whether a label selector (a Service's plain map, or matchLabels/matchExpressions) picks ``labels``."""
+def selects(selector: object, labels: dict, *, plain: bool = False) -> bool:
+    """Whether a selector picks ``labels``: a LabelSelector (matchLabels, matchExpressions: a
+    Deployment's, a PDB's, a NetworkPolicy's, a ServiceMonitor's) or, with ``plain``, a map of
+    labels (a Service's, where a key called matchLabels is just a label). An empty selector, or
+    one the API server would refuse, picks nothing here."""
     selector = mapping(selector)
     if not selector:
         return False
-    if "matchLabels" in selector or "matchExpressions" in selector:
-        plain = mapping(selector.get("matchLabels"))
-        for expression in listing(selector.get("matchExpressions")):
-            expression = mapping(expression)
-            key, operator, values = expression.get("key"), expression.get("operator"), listing(expression.get("values"))
-            present = key in labels
-            if operator == "In" and not (present and labels[key] in values):
-                return False
-            if operator == "NotIn" and present and labels[key] in values:
-                return False
-            if operator == "Exists" and not present:
-                return False
-            if operator == "DoesNotExist" and present:
-                return False
-    else:
-        plain = selector
-    return all(labels.get(key) == value for key, value in plain.items())
+    if plain:
+        return all(isinstance(v, str) and labels.get(key) == v for key, v in selector.items())
+    if set(selector) - {"matchLabels", "matchExpressions"}:
+        return False
+    for expression in listing(selector.get("matchExpressions")):
+        expression = mapping(expression)
+        key, operator, values = expression.get("key"), expression.get("operator"), listing(expression.get("values"))
+        if operator not in SELECTOR_OPERATORS:
+            return False
+        present = key in labels
+        if operator == "In" and not (present and labels[key] in values):
+            return False
+        if operator == "NotIn" and present and labels[key] in values:
+            return False
+        if operator == "Exists" and not present:
+            return False
+        if operator == "DoesNotExist" and present:
+            return False
+    match_labels = selector.get("matchLabels", {})
+    if not isinstance(match_labels, dict):
+        return False
+    return all(labels.get(key) == value for key, value in match_labels.items())
 
 
 def environment(manifests: Manifests, container: dict) -> tuple[dict[str, str], list[str]]:

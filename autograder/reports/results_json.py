@@ -22,7 +22,9 @@ MANUAL = "needs manual grading: "
 
 
 def test_entry(result: CheckResult, step_title: str) -> dict:
-    output = result.message + (f"\nHint: {result.hint}" if result.hint else "")
+    output = result.message
+    output += "".join(f"\n  {name.replace('_', ' ')}: {value}" for name, value in result.figures)  # a report's rows too
+    output += f"\nHint: {result.hint}" if result.hint else ""
     if result.verdict is Verdict.SKIPPED:
         output = MANUAL + output
     return {

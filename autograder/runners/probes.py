@@ -113,11 +113,14 @@ class ProbeRunner:
         env: Mapping[str, str] | None = None,
         timeout: float = 60.0,
         stdout_limit: int = COMMAND_OUTPUT_LIMIT,
+        stdout_file_limit: int | None = None,
     ) -> ProbeResult:
         """Run ``argv`` in the workspace snapshot (its folder the working directory and on the
         path; "python" is this interpreter), in a fresh sandbox. The observation is what the
         grader saw from outside: {"status", "stdout", "stderr"} (their ends; of stdout the last
-        ``stdout_limit`` characters, at most what the sandbox passes on)."""
+        ``stdout_limit`` characters, at most what the sandbox passes on). With ``stdout_file_limit``
+        stdout goes to a file instead and comes back whole (then "stdout_complete"), or as ""
+        with "stdout_complete" False when it is over that many bytes."""
         root = Path(tempfile.mkdtemp(prefix="command-", dir=self._scratch))
         timeout = self._after_a_hang(timeout)
         try:
@@ -125,7 +128,10 @@ class ProbeRunner:
             inside = self.mechanism.inside(root)
             argv = [sys.executable if part == "python" else part for part in argv]
             # stderr apart from stdout: the command's own stderr goes to a file of its output folder.
-            wrapped = ["/bin/sh", "-c", 'exec "$@" 2>"$0"', f"{inside}/out/{STDERR_FILE}", *argv]
+            if stdout_file_limit is None:
+                wrapped = ["/bin/sh", "-c", 'exec "$@" 2>"$0"', f"{inside}/out/{STDERR_FILE}", *argv]
+            else:  # all of stdout, to a file: the sandbox passes on only the ends of what it prints
+                wrapped = ["/bin/sh", "-c", 'exec "$@" 2>"$0" >"$0.stdout"', f"{inside}/out/{STDERR_FILE}", *argv]
             finished = sandbox.run(
                 wrapped,
                 root=root,
@@ -140,6 +146,14 @@ class ProbeRunner:
                 return ProbeResult(ok=False, timed_out=True, output_tail=_tail(finished.output))
             stderr = _file_end(root / "out" / STDERR_FILE, COMMAND_OUTPUT_LIMIT)
             value = {"status": finished.returncode, "stdout": finished.output[-stdout_limit:], "stderr": stderr}
+            if stdout_file_limit is not None:
+                try:
+                    raw = sandbox.read_output(root / "out" / f"{STDERR_FILE}.stdout", stdout_file_limit)
+                    value["stdout"], value["stdout_complete"] = raw.decode("utf-8", "replace"), True
+                except ValueError:  # over the limit
+                    value["stdout"], value["stdout_complete"] = "", False
+                except OSError:  # nothing written, or not a regular file
+                    value["stdout"], value["stdout_complete"] = "", True
             return ProbeResult(ok=True, value=value)
         finally:
             shutil.rmtree(root, ignore_errors=True)

@@ -42,10 +42,11 @@ def test_every_static_check_passes_on_the_reference(reference_results):
 def test_the_consistency_table_names_every_source(reference_results):
     figures = dict(reference_results["consistency"].figures)
     assert figures["port"] == (
-        "service (PORT) 5000 · Dockerfile EXPOSE 5000 · gunicorn bind 5000 · compose 5000 · k8s containerPort 5000"
+        "✓ service (PORT) 5000 · Dockerfile EXPOSE 5000 · gunicorn bind 5000 · compose 5000 · k8s containerPort 5000"
     )
-    assert figures["liveness_path"] == "Dockerfile HEALTHCHECK /health · k8s livenessProbe /health"
-    assert figures["image"] == "compose resnet-service:0.6.0 · k8s resnet-service:0.6.0"
+    assert figures["liveness_path"] == "✓ Dockerfile HEALTHCHECK /health · k8s livenessProbe /health"
+    assert figures["image"] == "✓ compose resnet-service:0.6.0 · k8s resnet-service:0.6.0"
+    assert figures["environment"] == "✓ compose 13 settings · k8s 13 settings"
     assert "gunicorn graceful_timeout 8 s" in figures["graceful_shutdown"]
     assert set(figures) >= {"readiness_path", "upload_limit", "memory_limit", "CPU_limit", "environment"}
 
@@ -226,6 +227,82 @@ VARIANTS = {
         {"metrics-scraped"},
         "no ServiceMonitor",
     ),
+    "spread-without-label-selector": (
+        [
+            (
+                DEPLOYMENT,
+                "          whenUnsatisfiable: ScheduleAnyway\n          labelSelector:\n            matchLabels:\n              app.kubernetes.io/name: resnet-service\n              app.kubernetes.io/component: api\n        - maxSkew: 1\n",
+                "          whenUnsatisfiable: ScheduleAnyway\n        - maxSkew: 1\n",
+            ),
+            (
+                DEPLOYMENT,
+                "          whenUnsatisfiable: ScheduleAnyway\n          labelSelector:\n            matchLabels:\n              app.kubernetes.io/name: resnet-service\n              app.kubernetes.io/component: api\n      containers:",
+                "          whenUnsatisfiable: ScheduleAnyway\n      containers:",
+            ),
+        ],  # fmt: skip
+        {"rollout-safe"},
+        "labelSelector does not select the pods",
+    ),
+    "pre-stop-misshapen": (
+        [
+            (
+                DEPLOYMENT,
+                "              sleep:\n                seconds: 5\n",
+                "              exec:\n                command: [/bin/true]\n",
+            )
+        ],
+        {"rollout-safe"},
+        "pauses for no time",
+    ),
+    "config-key-misspelt-in-k8s-only": (
+        [(K8S_ENV, "PORT=5000\n", "PROT=5000\n")],
+        {"config-settings"},
+        "nothing in the service reads PROT",
+    ),
+    "latest-in-k8s-only": (
+        [(KUSTOMIZATION, 'newTag: "0.6.0"', "newTag: latest")],
+        {"image-pinned"},
+        "whatever was pushed last",
+    ),
+    "setting-differs-from-compose": (
+        [(K8S_ENV, "TOP_K_MAX=20\n", "TOP_K_MAX=30\n")],
+        {"consistency"},
+        "top_k_max is 20 in compose, 30 in k8s",
+    ),
+    "service-selector-with-a-label-called-matchLabels": (
+        [
+            (
+                SERVICE,
+                "  selector:\n    app.kubernetes.io/name: resnet-service\n    app.kubernetes.io/component: api\n",
+                "  selector:\n    matchLabels: resnet-service\n",
+            )
+        ],  # fmt: skip
+        {"service-routing"},
+        "no Service selects the pods",
+    ),
+    "target-port-as-a-numeric-string": (
+        [(SERVICE, "      targetPort: http ", '      targetPort: "5000" ')],
+        {"service-routing"},
+        "not a container port",
+    ),
+    "quantity-out-of-range": (
+        [(DEPLOYMENT, '              cpu: "2"\n', "              cpu: 1e999999999\n")],
+        {"resources"},
+        "no cpu limit",
+    ),
+    "gunicorn-conf-exits-when-read": (
+        [("gunicorn.conf.py", "settings = Settings.from_env()", "os._exit(0)\nsettings = Settings.from_env()")],
+        {"rollout-safe", "service-routing"},
+        "gunicorn.conf.py failed, hung or exited",
+    ),
+    "a-comment-naming-the-misspelt-key": (
+        [
+            (K8S_ENV, "PORT=5000\n", "PROT=5000\n"),
+            ("service/app.py", '"""The HTTP service:', '# PROT: see "PROT"\n"""The HTTP service:'),
+        ],
+        {"config-settings"},
+        "nothing in the service reads PROT",
+    ),
     "memory-limit-disagrees-with-compose": (
         [(DEPLOYMENT, "              memory: 3Gi ", "              memory: 2Gi ")],
         {"consistency"},
@@ -284,6 +361,39 @@ def test_the_policy_scan_passes_the_reference_but_for_the_accepted_policies(refe
     result = grade_step(STEP_ID, reference_workspace, only=[SCAN]).results[0]
     assert result.verdict is Verdict.PASSED, result.message
     assert dict(result.figures)["accepted"] == "CKV_K8S_15, CKV_K8S_43"
+
+
+def test_neither_skip_annotations_nor_template_braces_silence_the_scan(make_workspace):
+    skips = ("    metadata:\n      labels:\n",
+             "    metadata:\n      annotations:\n        bridgecrew.io/skip1: CKV_K8S_38=fine\n"
+             "        evil.checkov.io/skip2: CKV_K8S_38=fine\n      labels:\n")  # fmt: skip
+    braces = (
+        "metadata:\n  name: resnet-service\n",
+        'metadata:\n  name: resnet-service\n  annotations:\n    docs: "like {{.Values.port}}"\n',
+    )
+    workspace = make_workspace((DEPLOYMENT, TOKEN, ""), (DEPLOYMENT, *skips), (SERVICE, *braces), name="silenced")
+    result = grade_step(STEP_ID, workspace, only=[SCAN]).results[0]
+    assert result.verdict is Verdict.FAILED, result.message
+    assert "CKV_K8S_38" in result.message
+
+
+def test_a_render_larger_than_the_sandbox_passes_on_is_read_whole(make_workspace):
+    # The sandbox passes on only the first and last 32 KiB of what a command prints: kustomize's
+    # output comes back through a file, so nothing in the middle can hide from the checks.
+    filler = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: filler\ndata:\n  text: " + "x" * 80_000 + "\n"
+    workspace = make_workspace((KUSTOMIZATION, "  - pdb.yaml\n", "  - pdb.yaml\n  - filler.yaml\n"), name="large")
+    (workspace / "k8s" / "filler.yaml").write_text(filler)
+    result = grade_step(STEP_ID, workspace, only=["kustomize-renders"]).results[0]
+    assert result.verdict is Verdict.PASSED and result.message.startswith("10 objects"), result.message
+
+
+def test_a_render_nested_too_deeply_fails_with_a_message(make_workspace):
+    deep = "apiVersion: example.com/v1\nkind: Deep\nmetadata:\n  name: deep\nspec: " + "[" * 900 + "]" * 900 + "\n"
+    workspace = make_workspace((KUSTOMIZATION, "  - pdb.yaml\n", "  - pdb.yaml\n  - deep.yaml\n"), name="deep")
+    (workspace / "k8s" / "deep.yaml").write_text(deep)
+    result = grade_step(STEP_ID, workspace, only=["kustomize-renders"]).results[0]
+    assert result.verdict is Verdict.FAILED
+    assert "checker itself failed" not in result.message, result.message
 
 
 def test_a_broken_policy_is_named_by_its_id_and_a_skip_annotation_does_not_hide_it(make_workspace):
