@@ -69,11 +69,24 @@ def _key() -> bytes:
         return bytes.fromhex(path.read_text().strip())
     except (OSError, ValueError):
         path.parent.mkdir(parents=True, exist_ok=True)
-        key = secrets.token_bytes(32)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w") as stream:
-            stream.write(key.hex())
-        return key
+    # Made whole, then linked into place only where none exists: gradings starting side by side
+    # (grade-all's jobs, test workers) agree on one key; an overwrite would void the other's entries.
+    key = secrets.token_bytes(32)
+    partial = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as stream:
+        stream.write(key.hex())
+    try:
+        os.link(partial, path)
+    except FileExistsError:
+        pass
+    finally:
+        partial.unlink()
+    try:
+        return bytes.fromhex(path.read_text().strip())
+    except ValueError:  # an unreadable key (edited by hand): start again with a fresh one
+        path.unlink(missing_ok=True)
+        return _key()
 
 
 def _signature(key: bytes, step_id: str, entry: dict) -> str:

@@ -186,3 +186,25 @@ def test_history_entries_not_signed_by_the_autograder_are_ignored(tmp_path):
     history.write_text(json.dumps(data))
     status = {s.step.id: s for s in progress.progress(workspace)}
     assert status["01"].state == "not started" and "1 history entries ignored" in status["00"].detail
+
+
+def _key_of_a_fresh_process(queue) -> None:
+    queue.put(progress._key().hex())
+
+
+def test_gradings_starting_side_by_side_agree_on_one_signing_key(tmp_path):
+    """Each process that finds no key makes one; only the first reaches the cache, and every
+    process then signs with it (an overwritten key would void the other processes' entries)."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    workers = [context.Process(target=_key_of_a_fresh_process, args=(queue,)) for _ in range(6)]
+    for worker in workers:
+        worker.start()
+    keys = {queue.get(timeout=60) for _ in workers}
+    for worker in workers:
+        worker.join(timeout=60)
+    assert len(keys) == 1
+    assert keys == {progress._key().hex()}
+    assert [p.name for p in (tmp_path / "cache" / "results").iterdir()] == ["history.key"]
